@@ -1,0 +1,111 @@
+"""Production-shaped demo analyses (`make seed n=N`, benchmarks, tests).
+
+Ten users `user0`..`user9`, a 10 KB `text`, a `video_url`, mixed couple/solo analyses and
+statuses. Written in batches small enough for the emulator's 4 MiB message cap (and
+well under Firestore's 500 writes per batch).
+
+    python -m flokraft_core.demo_data --n 5000 [--project ID] [--collection analyses]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import string
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+
+from flokraft_core.analyses import AnalysisType, Status
+
+BATCH_SIZE = 200
+DANCE_TYPES = ("salsa", "bachata", "tango", "waltz", "hip-hop", "contemporary", "swing")
+STATUS_WEIGHTS = ((Status.DONE, 80), (Status.FAILED, 5), (Status.QUEUED, 10), (Status.RUNNING, 5))
+
+
+def demo_analysis(
+    index: int,
+    rng: random.Random,
+    *,
+    users: int = 10,
+    text_bytes: int = 10_240,
+    now: datetime | None = None,
+) -> tuple[str, dict[str, Any]]:
+    now = now or datetime.now(UTC)
+    status = rng.choices([s for s, _ in STATUS_WEIGHTS], [w for _, w in STATUS_WEIGHTS])[0]
+    analysis_type = AnalysisType.COUPLE if rng.random() < 0.6 else AnalysisType.SOLO
+    done = status is Status.DONE
+    created = now - timedelta(seconds=index * 37 + rng.randint(0, 30))
+    dancers = ["lead", "follow"] if analysis_type is AnalysisType.COUPLE else ["solo"]
+    doc_id = f"demo-{index:07d}"
+    words = "".join(rng.choices(string.ascii_lowercase + " ", k=text_bytes))
+    return doc_id, {
+        "user_id": f"user{index % users}",
+        "timestamp": created,
+        "created_at": created,
+        "updated_at": created,
+        "dance_type": rng.choice(DANCE_TYPES),
+        "dancers": dancers,
+        "analysis_type": analysis_type.value,
+        "status": status.value,
+        "processed": done,
+        "total_score": round(rng.uniform(40, 98), 1) if done else None,
+        "text": words if done else None,
+        "video_url": f"gs://flokraft-demo-videos/{doc_id}.mp4",
+        "generation": 1,
+        "attempts": 1 if status is not Status.QUEUED else 0,
+        "progress": 1.0 if done else 0.0,
+        "error": "the video could not be decoded: demo failure"
+        if status is Status.FAILED
+        else None,
+        "publish_pending": False,
+    }
+
+
+def _batches(n: int, seed: int, **kwargs: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    rng = random.Random(seed)  # noqa: S311  (demo data, not secrets)
+    now = datetime.now(UTC)
+    batch: list[tuple[str, dict[str, Any]]] = []
+    for index in range(n):
+        batch.append(demo_analysis(index, rng, now=now, **kwargs))
+        if len(batch) == BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def seed_analyses(
+    db: firestore.Client, collection: str, n: int, *, seed: int = 42, **kwargs: Any
+) -> int:
+    """Writes n analyses (idempotent per index: the ids are fixed) and returns n."""
+    ref = db.collection(collection)
+    for batch in _batches(n, seed, **kwargs):
+        writer = db.batch()
+        for doc_id, data in batch:
+            writer.set(ref.document(doc_id), data)
+        writer.commit()
+    return n
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write production-shaped demo analyses.")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument(
+        "--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-flokraft")
+    )
+    parser.add_argument("--collection", default=os.environ.get("FIRESTORE_COLLECTION", "analyses"))
+    parser.add_argument("--users", type=int, default=10)
+    args = parser.parse_args(argv)
+    if args.n < 0:
+        parser.error("--n must be >= 0")
+    db = firestore.Client(project=args.project)
+    seed_analyses(db, args.collection, args.n, users=args.users)
+    print(f"seeded {args.n} analyses into {args.project}/{args.collection}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The app factory every service uses: logging, request ids, errors, metrics, health,
+token verification and rate limits, wired the same way everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from flokraft_core.auth import TokenVerifier
+from flokraft_core.logs import configure_logging
+from flokraft_core.memory import log_memory_forever
+from flokraft_core.settings import CoreSettings, HttpServiceSettings
+from flokraft_core.web.errors import install_error_handlers
+from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
+from flokraft_core.web.rate_limit import RateLimiter
+from flokraft_core.web.request_context import RequestContextMiddleware
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
+
+
+def create_service_app(
+    settings: CoreSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    liveness: LivenessCheck | None = None,
+) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        if isinstance(settings, HttpServiceSettings):
+            app.state.verifier = TokenVerifier(settings)
+            app.state.rate_limiter = RateLimiter(
+                settings.rate_limit, settings.rate_limit_storage_uri, settings.service_name
+            )
+        memory_task = asyncio.create_task(log_memory_forever(settings.memory_log_interval_seconds))
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            memory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await memory_task
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router(readiness or {}, settings.readiness_timeout_seconds, liveness))
+    for router in routers:
+        app.include_router(router)
+    Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=_NOT_INSTRUMENTED,
+    ).instrument(app).expose(app, include_in_schema=False)
+    # Outermost, so the request id is bound before anything else logs.
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,50 @@
+"""query-api: the polling read side (list, detail, admin list)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flokraft_core.firestore_client import async_client
+from flokraft_core.readiness import check_firestore_async
+from flokraft_core.web.app import create_service_app
+from flokraft_core.web.server import serve
+from query_api.settings import QueryApiSettings, get_settings
+
+
+def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = async_client(settings)
+        try:
+            yield
+        finally:
+            app.state.db.close()
+
+    async def firestore_ready(app: FastAPI) -> None:
+        await check_firestore_async(app.state.db, settings)
+
+    return create_service_app(
+        settings,
+        title="flokraft query-api",
+        description="Lists and shows dance analyses; polled by the frontend.",
+        routers=[],
+        lifespan=lifespan,
+        readiness={"firestore": firestore_ready},
+    )
+
+
+app = create_app()
+
+
+def run() -> None:
+    settings = get_settings()
+    serve(app, settings, host=settings.host, port=settings.port)
+
+
+if __name__ == "__main__":
+    run()

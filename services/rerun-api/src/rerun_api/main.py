@@ -1,0 +1,59 @@
+"""rerun-api: the command side (create an analysis, rerun one)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flokraft_core.firestore_client import async_client
+from flokraft_core.job_publisher import JobPublisher
+from flokraft_core.readiness import check_firestore_async
+from flokraft_core.web.app import create_service_app
+from flokraft_core.web.server import serve
+from rerun_api.settings import RerunApiSettings, get_settings
+
+
+def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = async_client(settings)
+        app.state.publisher = JobPublisher(settings)
+        try:
+            yield
+        finally:
+            app.state.publisher.close()
+            app.state.db.close()
+
+    async def firestore_ready(app: FastAPI) -> None:
+        await check_firestore_async(app.state.db, settings)
+
+    async def topic_ready(app: FastAPI) -> None:
+        publisher: JobPublisher = app.state.publisher
+        if not await asyncio.to_thread(publisher.topic_exists, settings.readiness_timeout_seconds):
+            raise LookupError(f"topic {publisher.topic_path} does not exist")
+
+    return create_service_app(
+        settings,
+        title="flokraft rerun-api",
+        description="Creates and reruns dance analyses; the work goes to the analyzer.",
+        routers=[],
+        lifespan=lifespan,
+        readiness={"firestore": firestore_ready, "pubsub_topic": topic_ready},
+    )
+
+
+app = create_app()
+
+
+def run() -> None:
+    settings = get_settings()
+    serve(app, settings, host=settings.host, port=settings.port)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,35 @@
+"""rerun-api configuration (environment variables; see the README's configuration table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from flokraft_core.settings import HttpServiceSettings
+
+
+class RerunApiSettings(HttpServiceSettings):
+    service_name: str = "rerun-api"
+    port: int = Field(8002, ge=1, le=65535)
+    rate_limit: str = "10/minute"
+    allow_file_urls: bool = Field(
+        False, description="Accept file:// video URLs (local profile only, never production)."
+    )
+    idempotency_ttl_seconds: int = Field(86400, ge=60, description="Idempotency-Key lifetime.")
+    outbox_max_age_seconds: float = Field(
+        30.0, ge=0, description="Age after which a pending publish is retried by the reconciler."
+    )
+    outbox_scan_interval_seconds: float = Field(
+        10.0, gt=0, description="How often the reconciler looks for pending publishes."
+    )
+    publish_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How long a request waits for Pub/Sub before leaving it to the outbox.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> RerunApiSettings:
+    return RerunApiSettings()

@@ -1,0 +1,46 @@
+"""Session fixtures: the emulators run once per test session, on free ports.
+
+Tests isolate their data by project id (the emulators keep each project apart), so no
+test needs to wipe what another wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.auth import TestIssuer, running_issuer
+from tests.support.processes import ManagedProcess, firestore_emulator, pubsub_emulator
+
+
+@pytest.fixture(scope="session")
+def firestore() -> Iterator[ManagedProcess]:
+    emulator = firestore_emulator().start(timeout=30)
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub() -> Iterator[ManagedProcess]:
+    emulator = pubsub_emulator().start(timeout=30)
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def project_id() -> str:
+    """A fresh project per test: its own Firestore data and Pub/Sub resources."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestIssuer]:
+    # The audience is checked against AUTH_AUDIENCE, which tests set per service.
+    with running_issuer(Path(tmp_path_factory.mktemp("devauth")), audience="flokraft-tests") as it:
+        yield it

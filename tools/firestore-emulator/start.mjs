@@ -1,0 +1,26 @@
+// Local Firestore emulator for development and tests (never production).
+// Usage: node start.mjs [--port 8080]   (or FIRESTORE_EMULATOR_PORT)
+// The package ignores cursors, __name__ ordering, offset and select(); query-fidelity.mjs
+// closes those gaps. Still missing (real Firestore has them): ListDocuments, gRPC messages
+// over 4 MiB, composite-index enforcement. Our code is written for real Firestore.
+import { FirestoreServer } from '@firestore-emulator/server';
+import './query-fidelity.mjs';
+
+function argValue(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const port = Number(argValue('--port') ?? process.env.FIRESTORE_EMULATOR_PORT ?? 8080);
+const server = new FirestoreServer();
+await server.start(port);
+console.log(`[firestore-emulator] listening on 0.0.0.0:${port}`);
+
+// Stop promptly on SIGTERM/SIGINT so a process manager or test fixture leaves nothing behind.
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    console.log(`[firestore-emulator] ${signal}: stopping`);
+    server.stop();
+    process.exit(0);
+  });
+}
