@@ -8,6 +8,7 @@ failed publishes later, we resume the key right away so the retry can go through
 from __future__ import annotations
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
 
@@ -36,6 +37,10 @@ class JobPublisher:
             self.topic_path,
             job.encode(),
             ordering_key=job.ordering_key(),
+            # Bounded like the wait below, so a publish given up on here does not keep
+            # retrying in the background and land later next to the outbox's re-publish.
+            retry=Retry(initial=0.1, maximum=1.0, timeout=timeout),
+            timeout=timeout,
             **job_attributes(trace_id),
         )
         try:

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 
 _VERSION = 1
-_MAX_TOKEN_LENGTH = 512
+# Firestore document ids may be up to 1,500 bytes; the token stays a bounded input.
+_MAX_TOKEN_LENGTH = 4096
 
 
 class InvalidPageToken(ValueError):
@@ -45,6 +46,7 @@ def encode_page_token(cursor: PageCursor) -> str:
     payload = json.dumps(
         {"v": _VERSION, "ts": _rfc3339(cursor.timestamp), "id": cursor.doc_id},
         separators=(",", ":"),
+        ensure_ascii=False,
         sort_keys=True,
     ).encode()
     raw = payload + b"." + _checksum(payload).encode()

@@ -1,0 +1,74 @@
+# flokraft: one command to run everything locally, one to test everything.
+# Prerequisites: Python 3.11+, Node 20 (npm), make; uv is installed if missing.
+
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emulator/server
+K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
+
+.PHONY: help install dev test test-fast lint typecheck token seed render-k8s \
+        bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+	$(UV) sync --frozen
+	@touch $@
+
+$(FIRESTORE_NODE_MODULES): tools/firestore-emulator/package-lock.json
+	cd tools/firestore-emulator && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(K8S_TOOLS):
+	bash scripts/install-k8s-tools.sh
+
+install: .venv/.synced $(FIRESTORE_NODE_MODULES) ## install Python and npm dependencies
+	@true
+
+dev: install ## run the emulators and the three services (Ctrl-C stops everything)
+	$(UV) run --frozen python -m flokraft_devstack up
+
+test: install $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
+	$(UV) run --frozen pytest
+
+test-fast: install ## the tests without the deploy validation
+	$(UV) run --frozen pytest --ignore=tests/deploy
+
+lint: install ## ruff and mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+typecheck: lint
+
+token: install ## print a local token: make token uid=alice [admin=1]
+	@$(UV) run --frozen python -m flokraft_core.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
+
+seed: install ## write N demo analyses into the running dev stack: make seed n=1000
+	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
+	  $(UV) run --frozen python -m flokraft_core.demo_data --n "$(or $(n),1000)"
+
+render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
+	bash scripts/render-k8s.sh
+
+bench-query: install ## query-api vs the seed's Flask endpoint (prints numbers)
+	$(UV) run --frozen python bench/query_bench.py
+
+bench-rerun: install ## POST /rerun latency vs the bare transaction + publish
+	$(UV) run --frozen python bench/rerun_bench.py
+
+bench-analyzer: install ## worker/child peak RSS, frames/s, rerun-to-done time
+	$(UV) run --frozen python bench/analyzer_bench.py
+
+bench-engine: install ## the analysis engine alone on 1- and 10-minute 720p videos
+	$(UV) run --frozen python bench/analyzer_engine_bench.py
+
+bench-pubsub: install ## Pub/Sub emulator throughput and backlog memory
+	$(UV) run --frozen python tools/pubsub-emulator/bench_emulator.py
+
+clean: ## remove local state (emulator data lives in memory only)
+	rm -rf .local .venv/.synced

@@ -1,0 +1,153 @@
+"""Reading analyses for the API (AsyncClient): one bounded list page, one detail.
+
+Every call has an explicit timeout and a bounded retry, so a Firestore outage answers
+quickly (as 503, via the shared error handlers) instead of hanging a poller for a minute.
+Nothing read here is kept after the call returns: no caches keyed by analysis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import AsyncRetry, if_transient_error
+from google.cloud import firestore
+
+from flokraft_core.analyses import (
+    DETAIL_EXTRA_FIELDS,
+    LIST_FIELDS,
+    OWNER_FIELD,
+    AnalysisDetail,
+    AnalysisListItem,
+    detail_from_document,
+    list_item_from_document,
+)
+from flokraft_core.firestore_client import list_query
+from flokraft_core.page_tokens import PageCursor
+
+# Firestore reserves ids of this shape; asking for one is an InvalidArgument, not a miss.
+_RESERVED_ID = re.compile(r"^__.*__$")
+_MAX_ID_BYTES = 1500
+
+
+class InvalidCursor(ValueError):
+    """A page cursor Firestore cannot start after (e.g. a hand-made token's document id)."""
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    user_id: str | None
+    analysis_type: str | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class AnalysisPage:
+    items: list[AnalysisListItem]
+    # Set when more rows follow; None on the last page.
+    next_cursor: PageCursor | None
+
+
+@dataclass(frozen=True)
+class OwnedDetail:
+    detail: AnalysisDetail
+    owner: str | None
+
+
+def is_valid_document_id(doc_id: str) -> bool:
+    return (
+        bool(doc_id)
+        and "/" not in doc_id
+        and doc_id not in {".", ".."}
+        and not _RESERVED_ID.match(doc_id)
+        and len(doc_id.encode()) <= _MAX_ID_BYTES
+    )
+
+
+def bounded_retry(total_seconds: float) -> AsyncRetry:
+    """Transient errors (UNAVAILABLE, ...) are retried briefly, within `total_seconds`."""
+    return AsyncRetry(
+        predicate=if_transient_error,
+        initial=0.05,
+        maximum=0.5,
+        multiplier=2.0,
+        timeout=total_seconds,
+    )
+
+
+class AnalysisReads:
+    def __init__(
+        self,
+        db: firestore.AsyncClient,
+        collection: str,
+        *,
+        timeout_seconds: float,
+        retry_seconds: float,
+    ) -> None:
+        self._collection = db.collection(collection)
+        self._timeout = timeout_seconds
+        self._retry = bounded_retry(retry_seconds) if retry_seconds > 0 else None
+
+    async def list_page(
+        self, filters: ListFilters, *, cursor: PageCursor | None, limit: int
+    ) -> AnalysisPage:
+        if cursor is not None and not is_valid_document_id(cursor.doc_id):
+            raise InvalidCursor("page_token names no valid document")
+        query = list_query(
+            self._collection,
+            user_id=filters.user_id,
+            analysis_type=filters.analysis_type,
+            status=filters.status,
+            cursor=cursor,
+            # One row more than the page, to know whether a next page exists.
+            limit=limit + 1,
+        )
+        try:
+            snapshots = await query.get(retry=self._retry, timeout=self._timeout)
+        except gexc.InvalidArgument as exc:
+            if cursor is not None:
+                raise InvalidCursor(str(exc)) from exc
+            raise
+        items: list[AnalysisListItem] = []
+        last: tuple[str, dict[str, Any]] | None = None
+        for snapshot in snapshots[:limit]:
+            data = snapshot.to_dict() or {}
+            items.append(list_item_from_document(snapshot.id, data))
+            last = (snapshot.id, data)
+        next_cursor = None
+        if len(snapshots) > limit and last is not None:
+            next_cursor = _cursor_after(*last)
+        return AnalysisPage(items=items, next_cursor=next_cursor)
+
+    async def get_detail(self, doc_id: str) -> OwnedDetail | None:
+        """The detail fields and the owner, or None when there is no such analysis."""
+        if not is_valid_document_id(doc_id):
+            return None
+        snapshot = await self._collection.document(doc_id).get(
+            field_paths=[*LIST_FIELDS, OWNER_FIELD, *DETAIL_EXTRA_FIELDS],
+            retry=self._retry,
+            timeout=self._timeout,
+        )
+        if not snapshot.exists:
+            return None
+        data: dict[str, Any] = snapshot.to_dict() or {}
+        owner = data.get(OWNER_FIELD)
+        return OwnedDetail(
+            detail=detail_from_document(snapshot.id, data),
+            owner=owner if isinstance(owner, str) else None,
+        )
+
+
+def _cursor_after(doc_id: str, data: dict[str, Any]) -> PageCursor | None:
+    # The raw value, not the converted one: Firestore timestamps keep their nanoseconds,
+    # so the next page starts exactly after this row.
+    raw = data.get("timestamp")
+    if not isinstance(raw, datetime):
+        # Old documents with a non-timestamp `timestamp` sort before all timestamps (in
+        # Firestore's type order, descending) and cannot be encoded in a cursor: such a
+        # page is the last one the cursor can reach.
+        return None
+    return PageCursor(timestamp=raw, doc_id=doc_id)

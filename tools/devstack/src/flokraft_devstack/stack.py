@@ -1,0 +1,175 @@
+"""The local stack's definition: which processes, on which ports, with which settings.
+
+It is rendered into a circus configuration, so the process manager (restarts with
+back-off, Ctrl-C stopping every process tree, per-process log prefixes) is circus's, and
+the memory limit is the one plugin of ours.
+"""
+
+from __future__ import annotations
+
+import configparser
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+class StackSettings(BaseSettings):
+    """`make dev` settings: environment variables prefixed DEV_ (e.g. DEV_QUERY_API_PORT)."""
+
+    model_config = SettingsConfigDict(env_prefix="DEV_", frozen=True)
+
+    project: str = "demo-flokraft"
+    host: str = "127.0.0.1"
+    firestore_port: int = 8080
+    pubsub_port: int = 8085
+    devauth_port: int = 8090
+    query_api_port: int = 8001
+    rerun_api_port: int = 8002
+    analyzer_port: int = 8003
+    analyzer_memory_limit: str = Field("2G", description="Limit of the analyzer's whole tree.")
+    state_dir: Path = REPO_ROOT / ".local" / "devstack"
+    log_json: bool = True
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "firestore": self.firestore_port,
+            "pubsub": self.pubsub_port,
+            "devauth": self.devauth_port,
+            "query-api": self.query_api_port,
+            "rerun-api": self.rerun_api_port,
+            "analyzer": self.analyzer_port,
+        }
+
+
+@dataclass
+class Process:
+    name: str
+    cmd: str
+    color: str
+    priority: int  # circus starts higher priorities first: the emulators before services
+    env: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def shared_env(s: StackSettings) -> dict[str, str]:
+    return {
+        "GOOGLE_CLOUD_PROJECT": s.project,
+        "FIRESTORE_EMULATOR_HOST": f"{s.host}:{s.firestore_port}",
+        "PUBSUB_EMULATOR_HOST": f"{s.host}:{s.pubsub_port}",
+        "AUTH_JWKS_URL": f"http://{s.host}:{s.devauth_port}/.well-known/jwks.json",
+        "AUTH_ISSUER": "flokraft-dev",
+        "AUTH_AUDIENCE": s.project,
+        "DEVAUTH_KEY_FILE": str(REPO_ROOT / ".local" / "devauth" / "signing-key.pem"),
+        "LOG_JSON": "true" if s.log_json else "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def processes(s: StackSettings) -> list[Process]:
+    py = sys.executable
+    tmp = tempfile.gettempdir()
+    return [
+        Process(
+            "firestore",
+            f"node {REPO_ROOT / 'tools/firestore-emulator/start.mjs'} --port {s.firestore_port}",
+            "yellow",
+            priority=30,
+        ),
+        Process(
+            "pubsub",
+            f"{py} -m pubsub_emulator --host {s.host} --port {s.pubsub_port}",
+            "magenta",
+            priority=30,
+            options={"hooks.after_spawn": "flokraft_devstack.hooks.apply_pubsub_topology"},
+        ),
+        Process(
+            "devauth",
+            f"{py} -m flokraft_core.devauth serve --host {s.host} --port {s.devauth_port}",
+            "white",
+            priority=30,
+        ),
+        Process(
+            "query-api",
+            f"{py} -m query_api.main",
+            "green",
+            priority=10,
+            env={"HOST": s.host, "PORT": str(s.query_api_port)},
+        ),
+        Process(
+            "rerun-api",
+            f"{py} -m rerun_api.main",
+            "blue",
+            priority=10,
+            env={"HOST": s.host, "PORT": str(s.rerun_api_port), "ALLOW_FILE_URLS": "true"},
+        ),
+        Process(
+            "analyzer",
+            f"{py} -m analyzer.main",
+            "cyan",
+            priority=10,
+            env={
+                "HOST": s.host,
+                "PORT": str(s.analyzer_port),
+                "ALLOW_FILE_URLS": "true",
+                "ALLOWED_FILE_ROOTS": f'["{tmp}"]',
+            },
+            # Longer than the analyzer's own shutdown grace, so a running job can finish.
+            options={"graceful_timeout": "75"},
+        ),
+    ]
+
+
+def circus_config(s: StackSettings) -> configparser.ConfigParser:
+    state = s.state_dir
+    config = configparser.ConfigParser(interpolation=None)
+    config["circus"] = {
+        "endpoint": f"ipc://{state / 'endpoint.sock'}",
+        "pubsub_endpoint": f"ipc://{state / 'pubsub.sock'}",
+        "stats_endpoint": f"ipc://{state / 'stats.sock'}",
+        "statsd": "false",
+        "check_delay": "5",
+        "warmup_delay": "0",
+        "loglevel": "info",
+    }
+    base_env = shared_env(s)
+    for proc in processes(s):
+        section = {
+            "cmd": proc.cmd,
+            "working_dir": str(REPO_ROOT),
+            "copy_env": "true",
+            "numprocesses": "1",
+            "respawn": "true",
+            "stop_children": "true",
+            "graceful_timeout": "10",
+            "priority": str(proc.priority),
+            "stdout_stream.class": "flokraft_devstack.streams.PrefixedStream",
+            "stdout_stream.prefix": proc.name,
+            "stdout_stream.color": proc.color,
+            "stderr_stream.class": "flokraft_devstack.streams.PrefixedStream",
+            "stderr_stream.prefix": proc.name,
+            "stderr_stream.color": proc.color,
+        }
+        section.update(proc.options)
+        config[f"watcher:{proc.name}"] = section
+        config[f"env:{proc.name}"] = {**base_env, **proc.env}
+    # A process that keeps dying is restarted after a pause instead of in a tight loop.
+    config["plugin:flapping"] = {
+        "use": "circus.plugins.flapping.Flapping",
+        "attempts": "3",
+        "window": "30",
+        "retry_in": "5",
+        "max_retry": "-1",
+    }
+    config["plugin:analyzer-memory"] = {
+        "use": "flokraft_devstack.memory_limit.TreeMemoryLimit",
+        "watcher": "analyzer",
+        "max_mem": s.analyzer_memory_limit,
+        "interval": "0.25",
+    }
+    return config
