@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", nargs="?", default="up", choices=["up", "config"])
     args = parser.parse_args(argv)
     settings = StackSettings()
-    config = circus_config(settings)
+    # circusd runs in this very process (below), so its stdout is ours.
+    config = circus_config(settings, report_to=f"/proc/{os.getpid()}/fd/1")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     path = settings.state_dir / "circus.ini"
     with path.open("w") as handle:

@@ -27,6 +27,10 @@ class TreeMemoryLimit(CircusPlugin):  # type: ignore[misc]
         self.watcher: str = config["watcher"]
         self.limit_bytes: int = int(human2bytes(str(config["max_mem"])))
         self.interval_ms = int(float(config.get("interval", 0.25)) * 1000)
+        # circus runs plugins as their own processes with their output discarded (unless
+        # circusd is in debug mode), so the launcher names a file to report to: circusd's
+        # own stdout, where every other line of the stack goes.
+        self.report_to: str | None = config.get("report_to")
         self._periodic: PeriodicCallback | None = None
 
     def handle_init(self) -> None:
@@ -39,6 +43,15 @@ class TreeMemoryLimit(CircusPlugin):  # type: ignore[misc]
 
     def handle_recv(self, data: Any) -> None:
         return  # driven by the timer, not by circus events
+
+    def report(self, line: str) -> None:
+        if self.report_to is None:
+            return
+        try:
+            with open(self.report_to, "a") as out:
+                out.write(line + "\n")
+        except OSError:
+            return  # the terminal went away: nothing to tell
 
     def check(self) -> None:
         answer = self.call("list", name=self.watcher)
@@ -59,10 +72,9 @@ class TreeMemoryLimit(CircusPlugin):  # type: ignore[misc]
                 continue
         if total <= self.limit_bytes:
             return
-        print(
+        self.report(
             f"[devstack] {self.watcher}: {total / 2**20:.0f} MiB > limit "
-            f"{self.limit_bytes / 2**20:.0f} MiB: killing it like the OOM killer would",
-            flush=True,
+            f"{self.limit_bytes / 2**20:.0f} MiB: killing it like the OOM killer would"
         )
         for proc in tree:
             try:

@@ -125,7 +125,7 @@ def processes(s: StackSettings) -> list[Process]:
     ]
 
 
-def circus_config(s: StackSettings) -> configparser.ConfigParser:
+def circus_config(s: StackSettings, report_to: str | None = None) -> configparser.ConfigParser:
     state = s.state_dir
     config = configparser.ConfigParser(interpolation=None)
     config["circus"] = {
@@ -171,5 +171,6 @@ def circus_config(s: StackSettings) -> configparser.ConfigParser:
         "watcher": "analyzer",
         "max_mem": s.analyzer_memory_limit,
         "interval": "0.25",
+        **({"report_to": report_to} if report_to else {}),
     }
     return config
