@@ -1,0 +1,79 @@
+"""skaffold.yaml against the published v4beta13 schema, plus what the dev loop relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from .conftest import CHART, ROOT, SERVICES
+
+SCHEMA_CANDIDATES = (
+    ROOT.parent / "shared" / "schemas" / "skaffold-v4beta13.json",
+    Path("/work/shared/schemas/skaffold-v4beta13.json"),
+)
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    return loaded
+
+
+def test_matches_schema(config: dict[str, Any]) -> None:
+    schema_path = next((p for p in SCHEMA_CANDIDATES if p.exists()), None)
+    if schema_path is None:
+        pytest.skip("shared/schemas/skaffold-v4beta13.json is not beside this checkout")
+    schema = json.loads(schema_path.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(config), key=str)
+    assert not errors, [f"{list(e.path)}: {e.message[:200]}" for e in errors]
+
+
+def test_builds_and_deploys(config: dict[str, Any]) -> None:
+    assert config["apiVersion"] == "skaffold/v4beta13"
+    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
+    assert set(artifacts) == {f"flokraft-{s}" for s in SERVICES}
+    for service in SERVICES:
+        artifact = artifacts[f"flokraft-{service}"]
+        assert artifact["context"] == "."
+        assert artifact["docker"]["dockerfile"] == f"services/{service}/Dockerfile"
+        assert (ROOT / artifact["docker"]["dockerfile"]).exists()
+    (release,) = config["deploy"]["helm"]["releases"]
+    assert (ROOT / release["chartPath"]) == CHART
+    templates = release["setValueTemplates"]
+    for service in SERVICES:
+        key = service.replace("-", "_")
+        assert (
+            templates[f"services.{service}.image.repository"]
+            == f"{{{{.IMAGE_REPO_flokraft_{key}}}}}"
+        )
+        assert f"IMAGE_TAG_flokraft_{key}" in templates[f"services.{service}.image.tag"]
+    forwarded = {p["resourceName"]: p["port"] for p in config["portForward"]}
+    assert forwarded == {
+        "flokraft-query-api": 8001,
+        "flokraft-rerun-api": 8002,
+        "flokraft-analyzer": 8003,
+    }
+
+
+def test_profiles(config: dict[str, Any]) -> None:
+    profiles = {p["name"]: p for p in config["profiles"]}
+    assert set(profiles) >= {"dev", "prod"}
+    for name in ("dev", "prod"):
+        (release,) = profiles[name]["deploy"]["helm"]["releases"]
+        for values in release["valuesFiles"]:
+            assert (ROOT / values).exists(), values
+        assert f"helm/flokraft/values-{name}.yaml" in release["valuesFiles"]
+    for artifact in profiles["dev"]["build"]["artifacts"]:
+        assert artifact["docker"]["target"] == "dev"
+        rules = artifact["sync"]["manual"]
+        assert rules
+        assert all(r["src"].endswith("*.py") for r in rules)
+        # The dev stage installs non-editable wheels; synced files must land in site-packages.
+        assert all(r["dest"] == "/app/.venv/lib/python3.12/site-packages" for r in rules)
+        dockerfile = (ROOT / artifact["docker"]["dockerfile"]).read_text()
+        assert "AS dev" in dockerfile
