@@ -34,6 +34,35 @@ METADATA = obj(
     ["name", "namespace"],
 )
 
+_RULE_GROUPS = {
+    "type": "array",
+    "minItems": 1,
+    "items": obj(
+        {
+            "name": STR,
+            "interval": STR,
+            "rules": {
+                "type": "array",
+                "minItems": 1,
+                "items": obj(
+                    {
+                        "alert": STR,
+                        "record": STR,
+                        "expr": STR,
+                        "for": STR,
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "annotations": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                    ["expr"],
+                ),
+            },
+        },
+        ["name", "rules"],
+    ),
+}
 _BACKEND_REF = obj({"name": STR, "port": INT, "weight": INT}, ["name", "port"])
 _HTTP_MATCH = obj(
     {
@@ -165,6 +194,26 @@ SPECS: dict[tuple[str, str], dict[str, Any]] = {
         },
         ["topicRef"],
     ),
+    ("monitoring.googleapis.com/v1", "PodMonitoring"): obj(
+        {
+            "selector": obj({"matchLabels": {"type": "object"}}, ["matchLabels"]),
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": obj(
+                    {
+                        "port": {"type": ["string", "integer"]},
+                        "path": STR,
+                        "interval": {"type": "string", "pattern": "^[0-9]+(s|m)$"},
+                    },
+                    ["port"],
+                ),
+            },
+        },
+        ["selector", "endpoints"],
+    ),
+    ("monitoring.googleapis.com/v1", "Rules"): obj({"groups": _RULE_GROUPS}, ["groups"]),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): obj({"groups": _RULE_GROUPS}, ["groups"]),
     ("iam.cnrm.cloud.google.com/v1beta1", "IAMPolicyMember"): obj(
         {
             "member": {"type": "string", "pattern": "^serviceAccount:"},

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
@@ -23,6 +23,9 @@ from flokraft_core.web.request_context import RequestContextMiddleware
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
+# Per-handler latency buckets fine enough to see the list's 100 ms target and the
+# rerun's 50 ms aim (the instrumentator's default is 0.1, 0.5, 1 s).
+_HANDLER_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def create_service_app(
@@ -65,7 +68,9 @@ def create_service_app(
     Instrumentator(
         should_group_status_codes=False,
         excluded_handlers=_NOT_INSTRUMENTED,
-    ).instrument(app).expose(app, include_in_schema=False)
+    ).add(metrics.default(latency_lowr_buckets=_HANDLER_LATENCY_BUCKETS)).instrument(app).expose(
+        app, include_in_schema=False
+    )
     # Outermost, so the request id is bound before anything else logs.
     app.add_middleware(RequestContextMiddleware)
     return app
