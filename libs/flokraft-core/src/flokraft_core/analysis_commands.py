@@ -14,10 +14,13 @@ have landed; its `publish_pending` marker then makes the reconciler publish the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -27,6 +30,8 @@ from flokraft_core.jobs import JobMessage, new_job
 from flokraft_core.status import can_rerun
 
 PENDING_FIELD: Final = "publish_pending"
+
+T = TypeVar("T")
 
 
 class AnalysisNotFound(LookupError):
@@ -65,6 +70,8 @@ class QueuedAnalysis:
     status: Status
     data: dict[str, Any]
     job: JobMessage
+    # When the write landed: lets the marker be cleared with one precondition write.
+    written_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,22 @@ def _generation(data: dict[str, Any]) -> int:
     # Documents from the old backend have no generation: they count as the first.
     value = data.get("generation")
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+
+async def _bounded_transaction(call: Awaitable[T], rpc_timeout: float) -> T:
+    try:
+        return await asyncio.wait_for(call, timeout=rpc_timeout)
+    except ValueError as exc:
+        # The client turns a transaction that failed before it began (its rollback finds
+        # no id) into a ValueError chained to the real reason: our timeout cancelling its
+        # begin call (which retries for a minute on its own), or a Google error such as
+        # contention that outlasted the client's retries. Both mean "unavailable".
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, asyncio.CancelledError):
+            raise TimeoutError(f"transaction not done after {rpc_timeout} s") from exc
+        if isinstance(cause, gexc.GoogleAPICallError | gexc.RetryError):
+            raise gexc.ServiceUnavailable(f"transaction failed: {cause}") from exc  # type: ignore[no-untyped-call]
+        raise
 
 
 async def create_analysis(
@@ -108,9 +131,9 @@ async def create_analysis(
         "error": None,
         PENDING_FIELD: True,
     }
-    await ref.create(data, timeout=rpc_timeout, retry=None)
+    result = await ref.create(data, timeout=rpc_timeout, retry=None)
     job = new_job(ref.id, 1, new.user_id)
-    return QueuedAnalysis(ref.id, 1, Status.QUEUED, data, job)
+    return QueuedAnalysis(ref.id, 1, Status.QUEUED, data, job, result.update_time)
 
 
 async def rerun_analysis(
@@ -153,7 +176,12 @@ async def rerun_analysis(
         job = new_job(analysis_id, generation + 1, requested_by)
         return QueuedAnalysis(analysis_id, generation + 1, Status.QUEUED, data | changes, job)
 
-    return await asyncio.wait_for(run(db.transaction()), timeout=rpc_timeout)
+    transaction = db.transaction()
+    queued = await _bounded_transaction(run(transaction), rpc_timeout)
+    commit_time = getattr(transaction, "commit_time", None)
+    if isinstance(commit_time, datetime):
+        return dataclasses.replace(queued, written_at=commit_time)
+    return queued
 
 
 async def clear_publish_pending(
@@ -163,10 +191,26 @@ async def clear_publish_pending(
     generation: int,
     *,
     rpc_timeout: float,
+    written_at: datetime | None = None,
 ) -> bool:
     """Clears the outbox marker only while the document is still at `generation`: a newer
-    rerun's marker belongs to a publish that has not been confirmed yet."""
+    rerun's marker belongs to a publish that has not been confirmed yet.
+
+    With `written_at` (when the marker was written) one write conditioned on the document
+    being unchanged since then does it; if it has changed, a transaction checks the
+    generation."""
     ref = db.collection(collection).document(analysis_id)
+    if written_at is not None:
+        try:
+            await ref.update(
+                {PENDING_FIELD: False, "updated_at": _now()},
+                option=db.write_option(last_update_time=written_at),
+                timeout=rpc_timeout,
+                retry=None,
+            )
+            return True
+        except gexc.FailedPrecondition:
+            pass  # e.g. a worker already moved it to running: check the generation
 
     @firestore.async_transactional
     async def run(transaction: firestore.AsyncTransaction) -> bool:
@@ -179,7 +223,7 @@ async def clear_publish_pending(
         transaction.update(ref, {PENDING_FIELD: False, "updated_at": _now()})
         return True
 
-    return await asyncio.wait_for(run(db.transaction()), timeout=rpc_timeout)
+    return await _bounded_transaction(run(db.transaction()), rpc_timeout)
 
 
 async def publish_and_clear(
@@ -191,6 +235,7 @@ async def publish_and_clear(
     trace_id: str | None,
     publish_timeout: float,
     firestore_timeout: float,
+    written_at: datetime | None = None,
 ) -> bool:
     """Publishes the job, then clears its marker. Returns whether the publish was
     confirmed; on any failure the marker stays and the reconciler retries later."""
@@ -199,7 +244,12 @@ async def publish_and_clear(
     except PublishFailed:
         return False
     await clear_publish_pending(
-        db, collection, job.analysis_id, job.generation, rpc_timeout=firestore_timeout
+        db,
+        collection,
+        job.analysis_id,
+        job.generation,
+        rpc_timeout=firestore_timeout,
+        written_at=written_at,
     )
     return True
 

@@ -7,13 +7,19 @@ failed publishes later, we resume the key right away so the retry can go through
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud.pubsub_v1.publisher.exceptions import PublishToPausedOrderingKeyException
 from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
 
 from flokraft_core.jobs import JobMessage, job_attributes
 from flokraft_core.settings import CoreSettings
+
+# The wait outlasts the RPC's own deadline a little, so the RPC's outcome is what we see.
+_WAIT_GRACE_SECONDS = 1.0
 
 
 class PublishFailed(RuntimeError):
@@ -33,22 +39,40 @@ class JobPublisher:
 
     def publish(self, job: JobMessage, *, trace_id: str | None, timeout: float) -> str:
         """Blocks until Pub/Sub confirms; returns the message id."""
-        future = self._client.publish(
+        future: Any = None
+        try:
+            future = self._send(job, trace_id, timeout)
+            try:
+                return str(future.result(timeout=timeout + _WAIT_GRACE_SECONDS))
+            except PublishToPausedOrderingKeyException:
+                # Paused by an earlier failure that ended only after its caller had given
+                # up waiting (so that caller's resume found nothing to resume).
+                self._resume(job.ordering_key())
+                future = self._send(job, trace_id, timeout)
+                return str(future.result(timeout=timeout + _WAIT_GRACE_SECONDS))
+        except Exception as exc:  # timeout, API error or a client-side failure alike
+            if future is not None:
+                future.cancel()
+            self._resume(job.ordering_key())
+            raise PublishFailed(f"publish of {job.analysis_id} not confirmed: {exc}") from exc
+
+    def _send(self, job: JobMessage, trace_id: str | None, timeout: float) -> Any:
+        return self._client.publish(
             self.topic_path,
             job.encode(),
             ordering_key=job.ordering_key(),
-            # Bounded like the wait below, so a publish given up on here does not keep
-            # retrying in the background and land later next to the outbox's re-publish.
-            retry=Retry(initial=0.1, maximum=1.0, timeout=timeout),
+            # One attempt with a deadline: with ordering enabled the client would otherwise
+            # retry forever in the background, and a publish given up on here would land
+            # later next to the outbox's re-publish of the same job.
+            retry=None,
             timeout=timeout,
             **job_attributes(trace_id),
         )
-        try:
-            return str(future.result(timeout=timeout))
-        except Exception as exc:  # timeout, API error or a client-side failure alike
-            future.cancel()
-            self._client.resume_publish(self.topic_path, job.ordering_key())
-            raise PublishFailed(f"publish of {job.analysis_id} not confirmed: {exc}") from exc
+
+    def _resume(self, ordering_key: str) -> None:
+        # Raises when the key is not paused (the failure was only our wait timing out).
+        with contextlib.suppress(RuntimeError):
+            self._client.resume_publish(self.topic_path, ordering_key)
 
     def topic_exists(self, timeout: float) -> bool:
         try:

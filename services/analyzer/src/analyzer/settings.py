@@ -46,6 +46,38 @@ class AnalyzerSettings(CoreSettings):
     work_dir: Path = Field(
         Path(tempfile.gettempdir()), description="Where fetched videos are written."
     )
+    allow_http_urls: bool = Field(
+        False, description="Also accept plain http:// videos (local profile and tests only)."
+    )
+    download_timeout_seconds: float = Field(
+        30.0, gt=0, description="Per-request time budget of a video download (connect/read)."
+    )
+    engine: str = Field(
+        "analyzer.engine:analyze_video",
+        description="Import path `module:function` of the analysis the child runs. A plugin "
+        "point (same signature as analyze_video), e.g. for a different engine build.",
+    )
+    job_memory_backstop_mb: int = Field(
+        256,
+        ge=0,
+        description="Kernel limit (RLIMIT_DATA) of the child above JOB_MEMORY_LIMIT_MB: stops an "
+        "allocation faster than the RSS poll before it can reach the pod limit.",
+    )
+    memory_poll_seconds: float = Field(
+        0.1, gt=0, le=5, description="How often the child's RSS is checked against its cap."
+    )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a claim (lease_owner/lease_until) stays valid without a renewal; "
+        "renewed with every progress write.",
+    )
+    lease_margin_seconds: float = Field(
+        120.0, ge=0, description="Pub/Sub lease extension beyond JOB_TIMEOUT_SECONDS."
+    )
+    firestore_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time budget of each Firestore call of the worker."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,95 @@
+"""analyzer: the worker service. Runs the Pub/Sub worker plus a small HTTP app for
+/healthz (the pull loop's heartbeat), /readyz (Firestore and the subscription) and
+/metrics.
+
+uvicorn owns the main thread and its signal handlers: on SIGTERM it stops serving and
+runs the lifespan's exit, which is the worker's graceful shutdown (stop pulling, let the
+running job finish within SHUTDOWN_GRACE_SECONDS, otherwise nack it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from analyzer.settings import AnalyzerSettings, get_settings
+from analyzer.worker import Worker
+from flokraft_core.readiness import check_firestore_sync
+from flokraft_core.web.app import create_service_app
+
+
+def _worker(app: FastAPI) -> Worker:
+    worker: Worker = app.state.worker
+    return worker
+
+
+def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(settings)
+        app.state.worker = worker
+        worker.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(worker.shutdown)
+
+    async def firestore_ready(app: FastAPI) -> None:
+        worker = _worker(app)
+        await asyncio.to_thread(check_firestore_sync, worker.db, settings)
+
+    async def subscription_ready(app: FastAPI) -> None:
+        await asyncio.to_thread(_worker(app).subscription_exists)
+
+    def alive(app: FastAPI) -> str | None:
+        worker: Worker | None = getattr(app.state, "worker", None)
+        return "the worker has not started" if worker is None else worker.liveness()
+
+    return create_service_app(
+        settings,
+        title="flokraft analyzer",
+        description="Worker that runs dance-video analyses; this app only serves health "
+        "and metrics.",
+        lifespan=lifespan,
+        readiness={"firestore": firestore_ready, "subscription": subscription_ready},
+        liveness=alive,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn drains HTTP connections before it runs the lifespan exit; the worker stops
+    pulling at the signal itself, so no new job starts during that drain."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        worker: Worker | None = getattr(app.state, "worker", None)
+        if worker is not None:
+            worker.stop_pulling()
+        super().handle_exit(sig, frame)
+
+
+app = create_app()
+
+
+def run() -> None:
+    settings = get_settings()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    _Server(config).run()
+
+
+if __name__ == "__main__":
+    run()
