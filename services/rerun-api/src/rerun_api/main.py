@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,9 @@ from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
+from rerun_api.idempotency import IdempotencyStore
+from rerun_api.outbox import OutboxReconciler
+from rerun_api.routers import analyses
 from rerun_api.settings import RerunApiSettings, get_settings
 
 
@@ -23,9 +27,15 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = async_client(settings)
         app.state.publisher = JobPublisher(settings)
+        app.state.idempotency = IdempotencyStore(app.state.db, settings)
+        reconciler = OutboxReconciler(app.state.db, app.state.publisher, settings)
+        outbox_task = asyncio.create_task(reconciler.run_forever(), name="outbox-reconciler")
         try:
             yield
         finally:
+            outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbox_task
             app.state.publisher.close()
             app.state.db.close()
 
@@ -41,7 +51,7 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
         settings,
         title="flokraft rerun-api",
         description="Creates and reruns dance analyses; the work goes to the analyzer.",
-        routers=[],
+        routers=[analyses.router],
         lifespan=lifespan,
         readiness={"firestore": firestore_ready, "pubsub_topic": topic_ready},
     )

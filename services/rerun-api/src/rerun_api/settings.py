@@ -23,6 +23,21 @@ class RerunApiSettings(HttpServiceSettings):
     outbox_scan_interval_seconds: float = Field(
         10.0, gt=0, description="How often the reconciler looks for pending publishes."
     )
+    outbox_batch_size: int = Field(
+        100, ge=1, le=500, description="Most pending publishes handled per reconciler pass."
+    )
+    idempotency_collection: str = Field(
+        "idempotency_keys", description="Collection of stored answers to Idempotency-Keys."
+    )
+    idempotency_lock_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a request in flight holds its Idempotency-Key before a retry "
+        "may take it over (covers a replica that died mid-request).",
+    )
+    firestore_timeout_seconds: float = Field(
+        3.0, gt=0, le=60, description="Time budget of each Firestore call on a request path."
+    )
     publish_timeout_seconds: float = Field(
         5.0,
         gt=0,

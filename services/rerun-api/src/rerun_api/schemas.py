@@ -1,0 +1,95 @@
+"""Request and response bodies of rerun-api (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
+
+MAX_URL_LENGTH: Final = 2048
+# RFC 3986 characters of an authority and a path; ASCII only, so no spaces or controls.
+_AUTHORITY: Final = r"[A-Za-z0-9._~%!$&'()*+,;=:@-]+"
+_PATH: Final = r"/[A-Za-z0-9._~%!$&'()*+,;=:@/-]+(?:[?#][!-~]*)?"
+VIDEO_URL_PATTERN: Final = rf"^(?:gs|https)://{_AUTHORITY}{_PATH}$"
+# Only when ALLOW_FILE_URLS is set (the local profile); not part of the public schema.
+_FILE_URL = re.compile(rf"^file://(?:{_AUTHORITY})?{_PATH}$")
+_VIDEO_URL = re.compile(VIDEO_URL_PATTERN)
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DancerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DancerList = Annotated[list[DancerName], Field(min_length=1, max_length=10)]
+
+
+def url_problem(value: str) -> str | None:
+    """Why `value` cannot be a video URL, or None. file:// URLs pass here; whether this
+    deployment accepts them is the router's call (ALLOW_FILE_URLS)."""
+    if _VIDEO_URL.fullmatch(value) or _FILE_URL.fullmatch(value):
+        return None
+    return (
+        "must be a gs:// or https:// URL with a bucket or host and an object path "
+        "(ASCII, no spaces)"
+    )
+
+
+def is_file_url(value: str) -> bool:
+    return value.startswith("file://")
+
+
+class CreateAnalysisRequest(BaseModel):
+    """What the frontend sends to start an analysis; the owner comes from the token."""
+
+    # Unknown fields (e.g. a `user_id` an old frontend still sends) are ignored, never used.
+    model_config = ConfigDict(extra="ignore")
+
+    video_url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="gs:// or https:// URL of the video (file:// only in the local profile).",
+        json_schema_extra={"pattern": VIDEO_URL_PATTERN},
+        examples=["gs://flokraft-videos/u1/clip.mp4"],
+    )
+    dance_type: ShortText = Field(examples=["salsa"])
+    dancers: DancerList | DancerName = Field(
+        description="Names of the dancers (1 to 10), or one free-text description.",
+        examples=[["lead", "follow"]],
+    )
+    analysis_type: AnalysisType
+
+    @field_validator("video_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class AnalysisCreated(AnalysisListItem):
+    """The new analysis, as the list shows it."""
+
+
+class RerunAccepted(BaseModel):
+    id: str
+    status: Status
+    generation: int = Field(ge=1)
+    published: bool = Field(
+        description="Whether Pub/Sub confirmed the job at once; if not, the outbox sends it."
+    )
+    queued_at: datetime
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+    status: str | None = Field(None, description="Current status, on 409 for a busy analysis.")
+    generation: int | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,131 @@
+"""POST /analyses/{id}/rerun through real HTTP against a rerun-api process and the
+emulators: ownership, the status rule, the transaction's writes and the published job."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.rerun_api.conftest import RerunApi
+from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
+
+
+def new_id() -> str:
+    return f"a-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.mark.parametrize("status", ["done", "failed"])
+def test_rerun_queues_a_new_generation_and_publishes_it(
+    api: RerunApi, user: str, status: str
+) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user=user, status=status, generation=3)
+
+    response = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["id"] == analysis_id
+    assert accepted["status"] == "queued"
+    assert accepted["generation"] == 4
+    assert accepted["published"] is True
+    doc = read(api.db, analysis_id)
+    assert doc["generation"] == 4
+    assert doc["status"] == "queued"
+    assert doc["progress"] == 0
+    assert doc["error"] is None
+    assert doc["attempts"] == 0
+    assert doc["publish_pending"] is False
+    assert doc["updated_at"] > doc["created_at"]
+    # The report stays until the new run replaces it.
+    assert doc["text"] == "report"
+
+    messages = pull_jobs(api.project, expect=1)
+    assert [j.generation for j in jobs_for(messages, analysis_id)] == [4]
+    assert {k for j, _, k in messages if j.analysis_id == analysis_id} == {analysis_id}
+    assert all(a["trace_id"] for j, a, _ in messages if j.analysis_id == analysis_id)
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_rerun_of_a_busy_analysis_is_409_with_its_status(
+    api: RerunApi, user: str, status: str
+) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user=user, status=status, generation=2)
+
+    response = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "already_queued"
+    assert error["status"] == status
+    assert error["generation"] == 2
+    assert read(api.db, analysis_id)["generation"] == 2
+    assert jobs_for(pull_jobs(api.project, wait_seconds=1.5), analysis_id) == []
+
+
+def test_double_click_queues_once(api: RerunApi, user: str) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user=user)
+
+    first = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+    second = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+
+    assert (first.status_code, second.status_code) == (202, 409)
+    assert second.json()["error"]["status"] == "queued"
+    assert read(api.db, analysis_id)["generation"] == 2
+    assert [j.generation for j in jobs_for(pull_jobs(api.project), analysis_id)] == [2]
+
+
+def test_someone_elses_analysis_is_404_like_a_missing_one(api: RerunApi, user: str) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user="the-owner")
+
+    theirs = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+    missing = api.http.post(f"/analyses/{new_id()}/rerun", headers=api.headers(user))
+
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"
+    assert read(api.db, analysis_id)["generation"] == 1
+
+
+def test_admin_may_rerun_anyones_analysis(api: RerunApi, user: str) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user="the-owner")
+
+    response = api.http.post(
+        f"/analyses/{analysis_id}/rerun", headers=api.headers(user, admin=True)
+    )
+
+    assert response.status_code == 202
+    doc = read(api.db, analysis_id)
+    assert (doc["generation"], doc["user_id"], doc["requested_by"]) == (2, "the-owner", user)
+    jobs = jobs_for(pull_jobs(api.project, expect=1), analysis_id)
+    assert [(j.generation, j.requested_by) for j in jobs] == [(2, user)]
+
+
+def test_old_documents_without_bookkeeping_can_be_rerun(api: RerunApi, user: str) -> None:
+    analysis_id = new_id()
+    api.db.collection("analyses").document(analysis_id).set(
+        {"user_id": user, "timestamp": "2023-05-01T10:00:00Z", "processed": True}
+    )
+
+    response = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["generation"] == 2
+    assert read(api.db, analysis_id)["status"] == "queued"
+
+
+@pytest.mark.parametrize("bad_id", ["has%20space", "x" * 129, "semi;colon"])
+def test_malformed_ids_are_422_naming_the_id(api: RerunApi, user: str, bad_id: str) -> None:
+    response = api.http.post(f"/analyses/{bad_id}/rerun", headers=api.headers(user))
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == "analysis_id"
+
+
+def test_rerun_without_a_token_is_401(api: RerunApi) -> None:
+    response = api.http.post(f"/analyses/{new_id()}/rerun")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
