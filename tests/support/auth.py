@@ -17,6 +17,8 @@ from flokraft_core import devauth
 
 @dataclass
 class TestIssuer:
+    __test__ = False  # a fixture's type, not a test class
+
     key: rsa.RSAPrivateKey
     jwks_url: str
     issuer: str
