@@ -4,9 +4,8 @@ Firestore and Pub/Sub emulators, one job per video, default limits (1.5 GiB chil
 For a 1-minute and a 10-minute 1280x720@30 synthetic couple video it prints the peak RSS
 of the worker process and of the job's child process (sampled every 50 ms, and the
 child's own VmHWM from /metrics), frames analysed per second, and the end-to-end time from
-the rerun's write + publish to `done` as the frontend's poll would see it. (rerun-api has
-no rerun route yet, so the benchmark does what that route does: set the document to
-`queued` with generation + 1, then publish the job.)
+`POST /analyses/{id}/rerun` (a real rerun-api process) to `done` as the frontend's poll
+would see it.
 
     uv run --no-sync python bench/analyzer_bench.py [--short 60] [--long 600]
 
@@ -31,11 +30,11 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from google.cloud import firestore, pubsub_v1  # noqa: E402
+from google.cloud import firestore  # noqa: E402
 
 from analyzer.engine.synthetic import write_dance_video  # noqa: E402
-from flokraft_core.jobs import job_attributes, new_job  # noqa: E402
 from flokraft_core.pubsub_topology import apply_topology, load_topology  # noqa: E402
+from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     firestore_emulator,
     pubsub_emulator,
@@ -104,7 +103,8 @@ def metric(url: str, name: str) -> float:
 
 def run_job(
     db: firestore.Client,
-    publisher: pubsub_v1.PublisherClient,
+    rerun_api: httpx.Client,
+    issuer: TestIssuer,
     analyzer_url: str,
     worker_pid: int,
     analysis_id: str,
@@ -127,14 +127,10 @@ def run_job(
     sampler = Sampler(worker_pid)
     sampler.start()
     peak_sum_before = metric(analyzer_url, "analyzer_job_peak_memory_bytes_sum")
-    topic = publisher.topic_path(PROJECT, "analysis-jobs")
     started = time.perf_counter()
-    # What POST /analyses/{id}/rerun does: queue the next generation, then publish it.
-    ref.update({"status": "queued", "generation": 2, "processed": False, "progress": 0.0})
-    job = new_job(analysis_id, 2, "user1")
-    publisher.publish(topic, job.encode(), ordering_key=analysis_id, **job_attributes()).result(
-        timeout=10
-    )
+    response = rerun_api.post(f"/analyses/{analysis_id}/rerun", headers=issuer.headers("user1"))
+    if response.status_code != 202:
+        raise SystemExit(f"rerun answered {response.status_code}: {response.text}")
     while True:
         data = ref.get().to_dict() or {}
         if data.get("status") in ("done", "failed") and data.get("generation") == 2:
@@ -182,17 +178,25 @@ def main() -> None:
         },
     )
     db = firestore.Client(project=PROJECT)
-    publisher = pubsub_v1.PublisherClient(
-        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
-    )
     results: dict[str, dict[str, float]] = {}
+    issuer_context = running_issuer(Path(work_dir), audience=PROJECT)
+    issuer = issuer_context.__enter__()
+    rerun_api = service(
+        "rerun-api-bench",
+        "rerun_api.main",
+        {"GOOGLE_CLOUD_PROJECT": PROJECT, **issuer.env(), "LOG_LEVEL": "WARNING"},
+    )
     try:
+        rerun_api.start(ready_path="/readyz", timeout=60)
+        http = httpx.Client(base_url=rerun_api.url, timeout=30)
         analyzer.start(ready_path="/readyz", timeout=60)
         assert analyzer.process is not None
         idle_worker = psutil.Process(analyzer.process.pid).memory_info().rss / 2**20
         print(f"worker idle RSS {idle_worker:.1f} MiB", flush=True)
         for label, path in videos.items():
-            run = run_job(db, publisher, analyzer.url, analyzer.process.pid, f"bench-{label}", path)
+            run = run_job(
+                db, http, issuer, analyzer.url, analyzer.process.pid, f"bench-{label}", path
+            )
             results[label] = run
             print(
                 f"{label} ({path.name}): end-to-end {run['end_to_end_s']:.1f} s, "
@@ -202,9 +206,10 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        publisher.stop()
         db.close()
         analyzer.stop()
+        rerun_api.stop()
+        issuer_context.__exit__(None, None, None)
         ps.stop()
         fs.stop()
     child_ratio = results["long"]["child_peak_mib"] / results["short"]["child_peak_mib"]
