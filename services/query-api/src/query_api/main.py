@@ -7,10 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from flokraft_core.analysis_reads import AnalysisReads
 from flokraft_core.firestore_client import async_client
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
+from query_api.routers.admin import admin_router
+from query_api.routers.analyses import analyses_router
 from query_api.settings import QueryApiSettings, get_settings
 
 
@@ -20,6 +23,12 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = async_client(settings)
+        app.state.reads = AnalysisReads(
+            app.state.db,
+            settings.firestore_collection,
+            timeout_seconds=settings.firestore_timeout_seconds,
+            retry_seconds=settings.firestore_retry_seconds,
+        )
         try:
             yield
         finally:
@@ -32,7 +41,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         settings,
         title="flokraft query-api",
         description="Lists and shows dance analyses; polled by the frontend.",
-        routers=[],
+        routers=[analyses_router(settings), admin_router(settings)],
         lifespan=lifespan,
         readiness={"firestore": firestore_ready},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flokraft_core.settings import HttpServiceSettings
 
@@ -16,6 +16,21 @@ class QueryApiSettings(HttpServiceSettings):
     rate_limit: str = "120/minute"
     list_default_limit: int = Field(50, ge=1, le=100, description="Page size when none is given.")
     list_max_limit: int = Field(100, ge=1, le=1000, description="Largest page a client may ask.")
+    firestore_timeout_seconds: float = Field(
+        3.0, gt=0, le=60, description="Deadline of each Firestore call on a request path."
+    )
+    firestore_retry_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Total time transient Firestore errors are retried (0: no retry).",
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> QueryApiSettings:
+        if self.list_default_limit > self.list_max_limit:
+            raise ValueError("list_default_limit must not exceed list_max_limit")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,104 @@
+"""`GET /analyses` (the frontend's polled list) and `GET /analyses/{id}` (the detail)."""
+
+# No `from __future__ import annotations`: the limit bound is a closure value, and
+# FastAPI can only resolve string annotations against module globals.
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from flokraft_core.analyses import AnalysisDetail, AnalysisListItem, AnalysisType, Status
+from flokraft_core.analysis_reads import ListFilters
+from flokraft_core.web.errors import ApiError
+from flokraft_core.web.security import CurrentUser
+from query_api.dependencies import Reads, Settings
+from query_api.listing import conditional_json, page_response
+from query_api.params import ANALYSIS_ID_PATTERN, PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
+from query_api.responses import (
+    CACHE_HEADERS,
+    COMMON_RESPONSES,
+    PAGE_HEADERS,
+    ErrorBody,
+    cache_headers,
+)
+from query_api.settings import QueryApiSettings
+
+_NOT_FOUND = "no analysis with this id"
+
+
+def analyses_router(config: QueryApiSettings) -> APIRouter:
+    """Built per app because the largest page size is configuration."""
+    router = APIRouter(prefix="/analyses", tags=["analyses"])
+
+    @router.get(
+        "",
+        response_model=list[AnalysisListItem],
+        summary="The caller's analyses, newest first, one page",
+        responses={
+            **COMMON_RESPONSES,
+            200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
+            400: {"model": ErrorBody, "description": "page_token is not one we issued."},
+            403: {"model": ErrorBody, "description": "user_id names another user."},
+        },
+    )
+    async def list_analyses(
+        request: Request,
+        user: CurrentUser,
+        reads: Reads,
+        settings: Settings,
+        analysis_type: AnalysisType = AnalysisType.COUPLE,
+        user_id: Annotated[
+            str | None,
+            Query(pattern=USER_ID_PATTERN, description="Defaults to the caller; admin only."),
+        ] = None,
+        status: Status | None = None,
+        limit: Annotated[int, Query(ge=1, le=config.list_max_limit)] = config.list_default_limit,
+        page_token: Annotated[
+            str | None,
+            Query(max_length=PAGE_TOKEN_MAX_LENGTH, description="From X-Next-Page-Token."),
+        ] = None,
+    ) -> Response:
+        owner = user.uid if user_id is None else user_id
+        if owner != user.uid and not user.admin:
+            raise ApiError(
+                403,
+                "permission_denied",
+                "user_id: only admins may list another user's analyses",
+                param="user_id",
+            )
+        filters = ListFilters(
+            user_id=owner,
+            analysis_type=analysis_type.value,
+            status=None if status is None else status.value,
+        )
+        return await page_response(
+            request, reads, settings, filters, limit=limit, page_token=page_token
+        )
+
+    @router.get(
+        "/{analysis_id}",
+        response_model=AnalysisDetail,
+        summary="One analysis with its report (owner or admin)",
+        responses={
+            **COMMON_RESPONSES,
+            200: {"description": "The analysis.", "headers": CACHE_HEADERS},
+            404: {
+                "model": ErrorBody,
+                "description": "No such analysis, or it belongs to someone else.",
+            },
+        },
+    )
+    async def get_analysis(
+        request: Request,
+        user: CurrentUser,
+        reads: Reads,
+        analysis_id: Annotated[str, Path(pattern=ANALYSIS_ID_PATTERN)],
+    ) -> Response:
+        found = await reads.get_detail(analysis_id)
+        # Someone else's analysis answers exactly like a missing one: existence must not leak.
+        if found is None or (found.owner != user.uid and not user.admin):
+            raise ApiError(404, "not_found", _NOT_FOUND, param="analysis_id")
+        body = found.detail.model_dump_json().encode()
+        return conditional_json(request, body, cache_headers(body))
+
+    return router
