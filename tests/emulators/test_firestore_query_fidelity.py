@@ -76,3 +76,47 @@ def test_projection_and_offset(collection) -> None:
 def test_count_applies_the_filters(collection) -> None:
     result = collection.where(filter=FieldFilter("user", "==", "u")).count().get()
     assert result[0][0].value == 7
+
+
+@pytest.fixture
+def mixed(firestore: ManagedProcess, project_id: str) -> gfs.CollectionReference:
+    db = gfs.Client(project=project_id)
+    ref = db.collection("mixed")
+    docs = {
+        "a": {"n": 1, "s": "x", "tags": ["red", "blue"], "m": {"k": 1}},
+        "b": {"n": 2.5, "s": "y", "tags": ["green"], "m": {"k": 2}},
+        "c": {"n": "3", "s": None, "tags": []},
+        "d": {"s": "x"},
+    }
+    for doc_id, data in docs.items():
+        ref.document(doc_id).set(data)
+    return ref
+
+
+@pytest.mark.parametrize(
+    ("field", "op", "value", "expected"),
+    [
+        ("n", "==", 1, ["a"]),
+        ("n", ">", 1, ["b"]),  # only numbers compare with numbers: "3" is left out
+        ("n", ">=", 1, ["a", "b"]),
+        ("n", "<", "4", ["c"]),
+        ("s", "!=", "x", ["b"]),  # != leaves out null and missing fields
+        ("s", "in", ["x", "y"], ["a", "b", "d"]),
+        ("s", "not-in", ["x"], ["b"]),
+        ("tags", "array_contains", "blue", ["a"]),
+        ("tags", "array_contains_any", ["green", "red"], ["a", "b"]),
+        ("m.k", "==", 2, ["b"]),
+        ("s", "==", None, ["c"]),
+    ],
+)
+def test_filters_follow_firestore_semantics(mixed, field, op, value, expected) -> None:
+    assert sorted(ids(mixed.where(filter=FieldFilter(field, op, value)))) == expected
+
+
+def test_or_and_and_filters(mixed) -> None:
+    from google.cloud.firestore_v1.base_query import And, Or
+
+    either = Or([FieldFilter("n", "==", 1), FieldFilter("s", "==", "y")])
+    both = And([FieldFilter("s", "==", "x"), FieldFilter("n", "==", 1)])
+    assert sorted(ids(mixed.where(filter=either))) == ["a", "b"]
+    assert ids(mixed.where(filter=both)) == ["a"]
