@@ -34,6 +34,30 @@ def pubsub() -> Iterator[ManagedProcess]:
 
 
 @pytest.fixture
+def private_firestore(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedProcess]:
+    """A Firestore emulator of the test's own, for outage tests that stop or restart it
+    (`.stop()`, then `.start()` brings it back on the same port)."""
+    emulator = firestore_emulator().start(timeout=30)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def private_pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedProcess]:
+    """A Pub/Sub emulator of the test's own, for outage tests that stop, freeze or restart
+    it. The test's own clients talk to it too."""
+    emulator = pubsub_emulator().start(timeout=30)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
 def project_id() -> str:
     """A fresh project per test: its own Firestore data and Pub/Sub resources."""
     return f"test-{uuid.uuid4().hex[:12]}"

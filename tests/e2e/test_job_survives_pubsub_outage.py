@@ -14,11 +14,10 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
@@ -28,7 +27,7 @@ from flokraft_core.pubsub_topology import apply_topology, load_topology
 from flokraft_core.settings import CoreSettings
 from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, pubsub_emulator, service
+from tests.support.processes import ManagedProcess, service
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -38,18 +37,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.25)
     raise AssertionError(f"not within {timeout} s: {what}")
-
-
-@pytest.fixture
-def private_pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedProcess]:
-    emulator = pubsub_emulator().start(timeout=30)
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
-    try:
-        yield emulator
-    finally:
-        if emulator.process is not None and emulator.process.poll() is None:
-            os.killpg(emulator.process.pid, signal.SIGCONT)
-        emulator.stop()
 
 
 def test_rerun_during_a_pubsub_outage_runs_exactly_once(

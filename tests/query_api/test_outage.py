@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.query_api.conftest import start_query_api
 from tests.support.auth import TestIssuer as Issuer
-from tests.support.processes import ManagedProcess, firestore_emulator
-
-
-@pytest.fixture
-def private_firestore() -> Iterator[ManagedProcess]:
-    emulator = firestore_emulator().start(timeout=30)
-    yield emulator
-    emulator.stop()
+from tests.support.processes import ManagedProcess
 
 
 def test_outage_is_a_fast_503_and_recovery_is_automatic(

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
 from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed, wait_until
 from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, firestore_emulator, pubsub_emulator
+from tests.support.processes import ManagedProcess
 
 BODY = {
     "video_url": "gs://videos/clip.mp4",
@@ -25,27 +23,6 @@ BODY = {
     "dancers": ["lead", "follow"],
     "analysis_type": "couple",
 }
-
-
-@pytest.fixture
-def private_pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedProcess]:
-    emulator = pubsub_emulator().start(timeout=30)
-    # This test's own clients (topology, pulls) talk to the private emulator too.
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture
-def private_firestore(monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagedProcess]:
-    emulator = firestore_emulator().start(timeout=30)
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 def metric(http: httpx.Client, name: str) -> float:
@@ -101,8 +78,7 @@ def test_pubsub_outage_rerun_is_accepted_and_the_outbox_publishes_it_once(
             assert read(db, analysis_id)["publish_pending"] is True
             assert http.get("/healthz").status_code == 200
 
-            pubsub_emulator(port=private_pubsub.port).start(timeout=30)
-            private_pubsub.process = None  # the fixture must stop the new one instead
+            private_pubsub.start(timeout=30)  # same port, like Pub/Sub coming back
             apply_pubsub(project_id)
 
             assert wait_until(lambda: not read(db, analysis_id)["publish_pending"], 60), api.tail()
@@ -132,7 +108,6 @@ def test_firestore_outage_answers_503_and_publishes_nothing(
         OUTBOX_MAX_AGE_SECONDS="0",
         OUTBOX_SCAN_INTERVAL_SECONDS="0.5",
     )
-    restarted: ManagedProcess | None = None
     try:
         with httpx.Client(base_url=api.url, timeout=30) as http:
             private_firestore.stop()
@@ -162,7 +137,7 @@ def test_firestore_outage_answers_503_and_publishes_nothing(
             ), api.tail()
             assert http.get("/healthz").status_code == 200
 
-            restarted = firestore_emulator(port=private_firestore.port).start(timeout=30)
+            private_firestore.start(timeout=30)  # same port, like Firestore coming back
             assert wait_until(
                 lambda: http.post("/analyses", json=BODY, headers=headers).status_code == 201,
                 60,
@@ -171,5 +146,3 @@ def test_firestore_outage_answers_503_and_publishes_nothing(
     finally:
         api.stop()
         db.close()
-        if restarted is not None:
-            restarted.stop()

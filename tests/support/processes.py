@@ -91,6 +91,8 @@ class ManagedProcess:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
         try:
+            # A process frozen by an outage test (SIGSTOP) must wake up to hear the signal.
+            os.killpg(self.process.pid, signal.SIGCONT)
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             return self.process.poll()
