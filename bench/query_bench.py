@@ -21,7 +21,12 @@ drives all three arms keeps the client's own CPU cost the same for the two HTTP 
 2-core machine.
 
 The Node emulator scans every document per query, so at 50,000 documents each query takes
-hundreds of ms; `--requests-large` caps the arms there (the full count would take hours).
+~60 ms and 20 pollers saturate it; `--requests-large` caps the arms there.
+
+`--isolate-database` pins the emulator to CPU 0 and everything else (query-api, gunicorn,
+this driver) to the other CPUs, closer to production where Firestore runs elsewhere. On a
+2-core machine that leaves query-api and the driver one core between them, so neither
+layout models production; docs/benchmarks.md reports both.
 
     uv run python bench/query_bench.py [--sizes 5000,50000] [--requests 10000]
         [--requests-large 300] [--concurrency 20]
@@ -102,8 +107,13 @@ class Proc:
                 self.popen.wait(timeout=5)
 
 
-def spawn(name: str, command: list[str], env: dict[str, str]) -> Proc:
+DATABASE_CPUS: set[int] = set()  # set by main(): CPUs only the emulator runs on
+OTHER_CPUS: set[int] = set()  # the rest: the services under test and this driver
+
+
+def spawn(name: str, command: list[str], env: dict[str, str], *, database: bool = False) -> Proc:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    cpus = DATABASE_CPUS if database else OTHER_CPUS
     with (LOG_DIR / f"{name}.log").open("wb") as log:
         popen = subprocess.Popen(
             command,
@@ -112,6 +122,8 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> Proc:
             stderr=subprocess.STDOUT,
             cwd=REPO,
             start_new_session=True,
+            # Pinned before exec, so every thread the process starts inherits it.
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
     return Proc(name, popen)
 
@@ -205,6 +217,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
         f"firestore-{n_docs}",
         ["node", str(REPO / "tools/firestore-emulator/start.mjs"), "--port", str(fs_port)],
         {},
+        database=True,
     )
     procs = [emulator]
     tmp = Path(tempfile.mkdtemp(prefix="query-bench-"))
@@ -375,7 +388,22 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--sequential", type=int, default=30)
+    parser.add_argument(
+        "--isolate-database",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="pin the emulator to CPU 0 and everything else to the other CPUs",
+    )
     args = parser.parse_args()
+    all_cpus = os.sched_getaffinity(0)
+    if args.isolate_database and len(all_cpus) >= 2:
+        first = min(all_cpus)
+        DATABASE_CPUS.add(first)
+        OTHER_CPUS.update(all_cpus - {first})
+        os.sched_setaffinity(0, OTHER_CPUS)  # this driver, its threads and the gRPC client
+        print(f"database on CPU {sorted(DATABASE_CPUS)}, the rest on CPUs {sorted(OTHER_CPUS)}")
+    else:
+        print("database not isolated: all processes share every CPU")
     # SIGTERM unwinds like Ctrl-C, so the emulator and services started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: list[SizeResult] = []
