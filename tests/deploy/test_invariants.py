@@ -229,3 +229,25 @@ def test_prod_uses_firebase_and_workload_identity(rendered: dict[str, Any]) -> N
     for sa in kinds(rendered["prod"], "ServiceAccount"):
         gsa = sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
         assert gsa.endswith(f"@{project}.iam.gserviceaccount.com")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_files_are_written_only_to_mounted_volumes(rendered: dict[str, Any], profile: str) -> None:
+    """With a read-only root filesystem, every path a container is told to write to (temp
+    videos, the dev signing key) must lie on one of its volume mounts."""
+    writable_settings = ("WORK_DIR", "DEVAUTH_KEY_FILE")
+    for deployment in kinds(rendered[profile], "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            if not container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+                continue
+            mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+            command = " ".join(container.get("command", []) + container.get("args", []))
+            paths = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            if "flokraft_core.devauth" in command:
+                assert "DEVAUTH_KEY_FILE" in paths, f"{container['name']}: no DEVAUTH_KEY_FILE"
+            for name in writable_settings:
+                if name in paths:
+                    assert any((paths[name].rstrip("/") + "/").startswith(m) for m in mounts), (
+                        f"{deployment['metadata']['name']}/{container['name']}: {name}="
+                        f"{paths[name]} is not on a volume mount {mounts}"
+                    )
