@@ -35,6 +35,7 @@ from google.cloud import firestore  # noqa: E402
 from analyzer.engine.synthetic import write_dance_video  # noqa: E402
 from flokraft_core.pubsub_topology import apply_topology, load_topology  # noqa: E402
 from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
+from tests.support.polling import metric_value  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     firestore_emulator,
     pubsub_emulator,
@@ -94,13 +95,6 @@ def video(seconds: float) -> Path:
     return path
 
 
-def metric(url: str, name: str) -> float:
-    for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def run_job(
     db: firestore.Client,
     rerun_api: httpx.Client,
@@ -126,7 +120,7 @@ def run_job(
     )
     sampler = Sampler(worker_pid)
     sampler.start()
-    peak_sum_before = metric(analyzer_url, "analyzer_job_peak_memory_bytes_sum")
+    peak_sum_before = metric_value(analyzer_url, "analyzer_job_peak_memory_bytes_sum")
     started = time.perf_counter()
     response = rerun_api.post(f"/analyses/{analysis_id}/rerun", headers=issuer.headers("user1"))
     if response.status_code != 202:
@@ -143,7 +137,7 @@ def run_job(
         raise SystemExit(f"job failed: {data.get('error')}")
     frames = float(data["metrics"]["frames_analysed"])
     child_seconds = (sampler.child_last or 0) - (sampler.child_first or 0)
-    child_hwm = metric(analyzer_url, "analyzer_job_peak_memory_bytes_sum") - peak_sum_before
+    child_hwm = metric_value(analyzer_url, "analyzer_job_peak_memory_bytes_sum") - peak_sum_before
     return {
         "end_to_end_s": end_to_end,
         "frames": frames,

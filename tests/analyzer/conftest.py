@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from google.cloud import firestore, pubsub_v1
 
@@ -216,22 +215,6 @@ def start_analyzer() -> Iterator[Callable[..., ManagedProcess]]:
     yield start
     for process in started:
         process.stop(timeout=30)
-
-
-def metric_value(process: ManagedProcess, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
-    text = httpx.get(process.url + "/metrics", timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        series, _, value = line.rpartition(" ")
-        metric, _, label_text = series.partition("{")
-        if metric != name:
-            continue
-        if all(f'{key}="{val}"' in label_text for key, val in labels.items()):
-            total += float(value)
-    return total
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from tests.analyzer.conftest import (
     MAX_ATTEMPTS,
     JobWorld,
     analyzer_env,
-    metric_value,
     video_named,
 )
+from tests.support.polling import metric_value
 
 
 def test_job_runs_to_done_with_result_and_progress(
@@ -44,9 +44,9 @@ def test_job_runs_to_done_with_result_and_progress(
     assert done["completions"] == 1
     assert done["completed_generation"] == 1
     assert done["lease_owner"] is None
-    assert metric_value(analyzer, "analyzer_jobs_total", outcome="done") == 1
-    assert metric_value(analyzer, "analyzer_job_peak_memory_bytes_count") == 1
-    assert metric_value(analyzer, "analyzer_worker_rss_bytes") > 10 * 2**20
+    assert metric_value(analyzer.url, "analyzer_jobs_total", outcome="done") == 1
+    assert metric_value(analyzer.url, "analyzer_job_peak_memory_bytes_count") == 1
+    assert metric_value(analyzer.url, "analyzer_worker_rss_bytes") > 10 * 2**20
     ready = httpx.get(analyzer.url + "/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"firestore": "ok", "subscription": "ok"}
@@ -64,7 +64,7 @@ def test_stale_generation_is_acked_and_ignored(
     assert done["completed_generation"] == 2
     assert done["completions"] == 1
     assert done["attempts"] == 1
-    assert metric_value(analyzer, "analyzer_jobs_total", outcome="stale") == 1
+    assert metric_value(analyzer.url, "analyzer_jobs_total", outcome="stale") == 1
 
 
 def test_invalid_message_is_acked_and_fails_its_analysis(
@@ -80,7 +80,7 @@ def test_invalid_message_is_acked_and_fails_its_analysis(
     assert failed["attempts"] == 0
     count = 0.0
     for _ in range(100):
-        count = metric_value(analyzer, "analyzer_invalid_messages_total")
+        count = metric_value(analyzer.url, "analyzer_invalid_messages_total")
         if count == 2:
             break
         time.sleep(0.1)
@@ -141,8 +141,8 @@ def test_memory_hog_is_killed_worker_survives_and_next_job_completes(
     assert analyzer.alive()
     assert analyzer.process.pid == worker_pid
     assert httpx.get(analyzer.url + "/healthz", timeout=5).status_code == 200
-    assert metric_value(analyzer, "analyzer_child_kills_total", reason="memory") >= MAX_ATTEMPTS
-    assert metric_value(analyzer, "analyzer_jobs_total", outcome="retried") >= 2 * (
+    assert metric_value(analyzer.url, "analyzer_child_kills_total", reason="memory") >= MAX_ATTEMPTS
+    assert metric_value(analyzer.url, "analyzer_jobs_total", outcome="retried") >= 2 * (
         MAX_ATTEMPTS - 1
     )
 
@@ -162,4 +162,6 @@ def test_time_limit_and_crash_end_failed_with_readable_reasons(
     crashed = world.wait_status(crasher, "failed", timeout=120, process=analyzer)
     assert crashed["error"] == "the analysis crashed (killed by SIGSEGV)"
     assert crashed["attempts"] == MAX_ATTEMPTS
-    assert metric_value(analyzer, "analyzer_child_kills_total", reason="timeout") == MAX_ATTEMPTS
+    assert (
+        metric_value(analyzer.url, "analyzer_child_kills_total", reason="timeout") == MAX_ATTEMPTS
+    )

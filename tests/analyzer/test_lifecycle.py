@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.analyzer.conftest import JobWorld, analyzer_env, metric_value, video_named
+from tests.analyzer.conftest import JobWorld, analyzer_env, video_named
+from tests.support.polling import metric_value
 from tests.support.processes import ManagedProcess
 
 
@@ -49,7 +50,7 @@ def test_kill_9_mid_job_is_redelivered_and_completes_exactly_once(
     assert done["completions"] == 1
     time.sleep(3)  # a second completion would land here if the message came back again
     assert world.get(analysis_id)["completions"] == 1
-    assert metric_value(second, "analyzer_jobs_total", outcome="done") == 1
+    assert metric_value(second.url, "analyzer_jobs_total", outcome="done") == 1
 
 
 def test_sigterm_lets_the_running_job_finish_within_the_grace_period(
@@ -114,7 +115,7 @@ def test_dead_letters_end_the_analysis_as_failed(
     failed = world.wait_status(stuck, "failed", process=analyzer)
     assert failed["error"] == "gave up after 5 attempts: the analysis crashed (exit status 1)"
     deadline = time.monotonic() + 20
-    while metric_value(analyzer, "analyzer_dead_letters_total") < 3:
+    while metric_value(analyzer.url, "analyzer_dead_letters_total") < 3:
         assert time.monotonic() < deadline, analyzer.tail()
         time.sleep(0.2)
     assert world.get(finished)["status"] == "done"

@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.polling import wait_until
 from tests.support.processes import REPO_ROOT, free_port
 
 SERVICES = ("query-api", "rerun-api", "analyzer")
@@ -74,12 +75,9 @@ def _start_stack(tmp_path: Path, **extra_env: str) -> Stack:
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float, what: str, stack: Stack) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout} s\n--- stack log ---\n{stack.text()[-4000:]}")
+    assert wait_until(predicate, timeout), (
+        f"{what} within {timeout} s\n--- stack log ---\n{stack.text()[-4000:]}"
+    )
 
 
 def _status(url: str) -> int:

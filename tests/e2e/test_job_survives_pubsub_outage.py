@@ -14,7 +14,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,16 +26,8 @@ from flokraft_core.pubsub_topology import apply_topology, load_topology
 from flokraft_core.settings import CoreSettings
 from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer
+from tests.support.polling import wait_until
 from tests.support.processes import ManagedProcess, service
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_rerun_during_a_pubsub_outage_runs_exactly_once(
@@ -100,11 +91,9 @@ def test_rerun_during_a_pubsub_outage_runs_exactly_once(
 
             os.killpg(private_pubsub.process.pid, signal.SIGCONT)
 
-            wait_until(
-                lambda: (ref.get().to_dict() or {}).get("status") == "done",
-                120,
-                f"analysis done\n--- rerun-api ---\n{rerun_api.tail()}\n"
-                f"--- analyzer ---\n{analyzer.tail()}",
+            assert wait_until(lambda: (ref.get().to_dict() or {}).get("status") == "done", 120), (
+                f"analysis not done\n--- rerun-api ---\n{rerun_api.tail()}\n"
+                f"--- analyzer ---\n{analyzer.tail()}"
             )
             # A duplicate of the job (same generation) must be dismissed, not run again.
             publisher = JobPublisher(CoreSettings(google_cloud_project=project_id))

@@ -102,12 +102,3 @@ def jobs_for(
     messages: list[tuple[JobMessage, dict[str, str], str]], analysis_id: str
 ) -> list[JobMessage]:
     return [job for job, _, _ in messages if job.analysis_id == analysis_id]
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

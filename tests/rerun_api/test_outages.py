@@ -13,8 +13,9 @@ import uuid
 import httpx
 
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
-from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed, wait_until
+from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed
 from tests.support.auth import TestIssuer
+from tests.support.polling import metric_value, wait_until
 from tests.support.processes import ManagedProcess
 
 BODY = {
@@ -23,13 +24,6 @@ BODY = {
     "dancers": ["lead", "follow"],
     "analysis_type": "couple",
 }
-
-
-def metric(http: httpx.Client, name: str) -> float:
-    for line in http.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def assert_delivered_once(project: str, analysis_id: str, generation: int) -> None:
@@ -73,7 +67,7 @@ def test_pubsub_outage_rerun_is_accepted_and_the_outbox_publishes_it_once(
 
             # The reconciler keeps failing while Pub/Sub is down, and keeps the marker.
             assert wait_until(
-                lambda: metric(http, "rerun_api_outbox_republish_failed_total") >= 1, 30
+                lambda: metric_value(api.url, "rerun_api_outbox_republish_failed_total") >= 1, 30
             ), api.tail()
             assert read(db, analysis_id)["publish_pending"] is True
             assert http.get("/healthz").status_code == 200
@@ -85,7 +79,7 @@ def test_pubsub_outage_rerun_is_accepted_and_the_outbox_publishes_it_once(
             assert_delivered_once(project_id, analysis_id, 2)
             doc = read(db, analysis_id)
             assert (doc["status"], doc["generation"]) == ("queued", 2)
-            assert metric(http, "rerun_api_outbox_republished_total") == 1
+            assert metric_value(api.url, "rerun_api_outbox_republished_total") == 1
     finally:
         api.stop()
         db.close()
@@ -133,7 +127,7 @@ def test_firestore_outage_answers_503_and_publishes_nothing(
 
             # The reconciler's passes fail without ending its loop or the process.
             assert wait_until(
-                lambda: metric(http, "rerun_api_outbox_scan_failures_total") >= 2, 30
+                lambda: metric_value(api.url, "rerun_api_outbox_scan_failures_total") >= 2, 30
             ), api.tail()
             assert http.get("/healthz").status_code == 200
 

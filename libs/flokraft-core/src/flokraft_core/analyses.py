@@ -112,26 +112,29 @@ def _as_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def list_item_from_document(doc_id: str, data: dict[str, Any]) -> AnalysisListItem:
+def _list_fields(doc_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Only the list fields are copied, whatever else the document (or an emulator that
     ignores projections) hands us."""
-    return AnalysisListItem(
-        id=doc_id,
-        timestamp=_as_datetime(data.get("timestamp")),
-        dance_type=_as_str(data.get("dance_type")),
-        dancers=_as_dancers(data.get("dancers")),
-        analysis_type=_as_str(data.get("analysis_type")),
-        processed=bool(data.get("processed", False)),
-        status=_as_str(data.get("status")),
-        total_score=_as_float(data.get("total_score")),
-    )
+    return {
+        "id": doc_id,
+        "timestamp": _as_datetime(data.get("timestamp")),
+        "dance_type": _as_str(data.get("dance_type")),
+        "dancers": _as_dancers(data.get("dancers")),
+        "analysis_type": _as_str(data.get("analysis_type")),
+        "processed": bool(data.get("processed", False)),
+        "status": _as_str(data.get("status")),
+        "total_score": _as_float(data.get("total_score")),
+    }
+
+
+def list_item_from_document(doc_id: str, data: dict[str, Any]) -> AnalysisListItem:
+    return AnalysisListItem(**_list_fields(doc_id, data))
 
 
 def detail_from_document(doc_id: str, data: dict[str, Any]) -> AnalysisDetail:
-    base = list_item_from_document(doc_id, data).model_dump()
     progress = _as_float(data.get("progress"))
     return AnalysisDetail(
-        **base,
+        **_list_fields(doc_id, data),
         text=_as_str(data.get("text")),
         progress=None if progress is None else min(max(progress, 0.0), 1.0),
         error=_as_str(data.get("error")),
