@@ -246,6 +246,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
                 "AUTH_ISSUER": devauth.DEV_ISSUER,
                 "AUTH_AUDIENCE": AUDIENCE,
                 "RATE_LIMIT": "100000000/minute",
+                "RATE_LIMIT_PER_IP": "100000000/minute",
             },
         )
         procs.append(query_api)

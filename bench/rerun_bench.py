@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                 "GOOGLE_CLOUD_PROJECT": project,
                 **issuer.env(),
                 "RATE_LIMIT": "1000000/minute",
+                "RATE_LIMIT_PER_IP": "1000000/minute",
                 "MEMORY_LOG_INTERVAL_SECONDS": "3600",
             }
             api = service("rerun-api-bench", "rerun_api.main", env).start(

@@ -67,6 +67,7 @@ def start_query_api(
             "FIRESTORE_EMULATOR_HOST": firestore_host,
             "GOOGLE_CLOUD_PROJECT": project,
             "RATE_LIMIT": "100000/minute",
+            "RATE_LIMIT_PER_IP": "100000/minute",
             **issuer.env(),
             **env,
         },

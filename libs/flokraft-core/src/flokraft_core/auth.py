@@ -3,18 +3,44 @@
 Tokens are RS256 JWTs checked against the keys published at a JWKS URL, with issuer and
 audience: Firebase ID tokens in production, the local dev-auth server's tokens locally.
 There is deliberately no switch that turns verification off.
+
+Two properties matter under attack:
+- Nothing is decoded before its size is checked, and every PyJWT error is a 401 with a
+  reason (a malformed header must never reach the 500 handler).
+- The signing keys are served stale-while-revalidate: once keys were fetched, a slow or
+  hanging JWKS endpoint never holds a request; one background refresh with a short
+  timeout runs while the last good keys keep verifying. /readyz reports keys that have
+  been stale for too long (see `SigningKeys.problem`).
 """
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
+from flokraft_core.logs import get_logger
 from flokraft_core.settings import CoreSettings
 
+log = get_logger(__name__)
+
 ALGORITHMS = ["RS256"]
+# JWKS documents are a few KiB; anything far larger is not a key set.
+_MAX_JWKS_BYTES = 1 << 20
+# What a hostile token can make the decoder raise besides PyJWT's own errors (a deeply
+# nested header is a RecursionError in json, a bad key parameter a ValueError...).
+_MALFORMED: tuple[type[Exception], ...] = (
+    jwt.PyJWTError,
+    ValueError,
+    TypeError,
+    KeyError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True)
@@ -36,27 +62,144 @@ class AuthUnavailable(Exception):
     """The signing keys could not be fetched (503: not the caller's fault)."""
 
 
+class SigningKeys:
+    """The issuer's public keys by `kid`, refreshed in the background.
+
+    Only the very first fetch (no keys yet) is waited for, by one thread at a time and
+    within `fetch_timeout`; after that, requests never wait for the JWKS endpoint.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fresh_seconds: float,
+        fetch_timeout: float,
+        stale_bound_seconds: float,
+        refetch_cooldown: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._fresh = fresh_seconds
+        self._timeout = fetch_timeout
+        self._stale_bound = stale_bound_seconds
+        self._cooldown = refetch_cooldown
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None  # monotonic time of the last good fetch
+        self._attempted_at = float("-inf")  # monotonic time of the last fetch started
+        self._last_error: str | None = None
+        self._state = threading.Lock()  # guards the fields above; never held during I/O
+        self._fetching = threading.Lock()  # one fetch at a time
+
+    def _fetch(self) -> None:
+        with self._state:
+            self._attempted_at = time.monotonic()
+        try:
+            # The URL is an HttpUrl setting (http/https only), never caller input.
+            request = urllib.request.Request(self._url, headers={"Accept": "application/json"})  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                raw = response.read(_MAX_JWKS_BYTES + 1)
+            if len(raw) > _MAX_JWKS_BYTES:
+                raise ValueError("JWKS document too large")
+            keys = {
+                key.key_id: key
+                for key in jwt.PyJWKSet.from_dict(json.loads(raw)).keys
+                if key.key_id is not None
+            }
+            if not keys:
+                raise ValueError("JWKS has no keys with a kid")
+        except Exception as exc:  # any failure keeps the last good keys
+            with self._state:
+                self._last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.warning("jwks_fetch_failed", url=self._url, error=self._last_error)
+            return
+        with self._state:
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+            self._last_error = None
+
+    def _fetch_once(self, *, wait: bool) -> None:
+        """Runs one fetch unless another is already running (then waits for it, or not)."""
+        if not self._fetching.acquire(blocking=wait, timeout=self._timeout if wait else -1):
+            return
+        try:
+            self._fetch()
+        finally:
+            self._fetching.release()
+
+    def _refresh_in_background(self) -> None:
+        with self._state:
+            if time.monotonic() - self._attempted_at < self._cooldown:
+                return
+            self._attempted_at = time.monotonic()
+        threading.Thread(
+            target=self._fetch_once, kwargs={"wait": False}, name="jwks-refresh", daemon=True
+        ).start()
+
+    def age(self) -> float | None:
+        """Seconds since the last good fetch, or None when there never was one."""
+        with self._state:
+            return None if self._fetched_at is None else time.monotonic() - self._fetched_at
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        with self._state:
+            keys, fetched_at = self._keys, self._fetched_at
+        if fetched_at is None:
+            self._fetch_once(wait=True)
+            with self._state:
+                keys = self._keys
+            if not keys:
+                raise AuthUnavailable(f"signing keys unavailable: {self._last_error}")
+        elif time.monotonic() - fetched_at > self._fresh or kid not in keys:
+            # Stale, or a key we have not seen (a rotation): keep serving what we have,
+            # refresh behind the request. The cooldown stops made-up kids from making
+            # every request a fetch.
+            self._refresh_in_background()
+        found = keys.get(kid)
+        if found is None:
+            raise AuthError("token is not signed by a known key")
+        return found
+
+    def problem(self) -> str | None:
+        """Why the keys are not good enough to be ready, or None. Also keeps them fresh on
+        an idle pod: readiness probes trigger the background refresh."""
+        age = self.age()
+        if age is None:
+            self._fetch_once(wait=True)
+            age = self.age()
+            if age is None:
+                return f"signing keys never fetched: {self._last_error}"
+        if age > self._fresh:
+            self._refresh_in_background()
+        if age > self._stale_bound:
+            return f"signing keys are {age:.0f} s old (refresh failing: {self._last_error})"
+        return None
+
+
 class TokenVerifier:
     def __init__(self, settings: CoreSettings) -> None:
         self._issuer = settings.auth_issuer
         self._audience = settings.auth_audience
         self._leeway = settings.auth_leeway_seconds
-        self._jwks = jwt.PyJWKClient(
+        self._max_bytes = settings.auth_max_token_bytes
+        self.keys = SigningKeys(
             str(settings.auth_jwks_url),
-            cache_jwk_set=True,
-            lifespan=max(settings.auth_jwks_cache_seconds, 1),
-            timeout=5,
+            fresh_seconds=settings.auth_jwks_cache_seconds,
+            fetch_timeout=settings.auth_jwks_timeout_seconds,
+            stale_bound_seconds=settings.auth_jwks_stale_seconds,
         )
 
     def verify(self, token: str) -> Principal:
+        # Before anything parses the token: a multi-megabyte "token" costs one len().
+        if len(token) > self._max_bytes:
+            raise AuthError(f"token is longer than {self._max_bytes} bytes")
         try:
-            signing_key = self._jwks.get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientConnectionError as exc:
-            raise AuthUnavailable(f"signing keys unavailable: {exc}") from exc
-        except jwt.DecodeError as exc:
+            header = jwt.get_unverified_header(token)
+        except _MALFORMED as exc:
             raise AuthError("token is not a well-formed JWT") from exc
-        except jwt.PyJWKClientError as exc:
-            raise AuthError("token is not signed by a known key") from exc
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("token header has no valid key id")
+        signing_key = self.keys.key(kid)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -77,8 +220,10 @@ class TokenVerifier:
             raise AuthError("token signature is invalid") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(f"token lacks the {exc.claim!r} claim") from exc
-        except jwt.InvalidTokenError as exc:
-            raise AuthError(f"token is invalid: {exc}") from exc
+        except _MALFORMED as exc:
+            # Every other PyJWT error (crit headers, bad algorithms, malformed claims...)
+            # is the caller's token at fault, never a 500.
+            raise AuthError(f"token is invalid: {str(exc)[:200]}") from exc
         uid = claims.get("sub")
         if not isinstance(uid, str) or not uid or len(uid) > 128:
             raise AuthError("token subject is not a valid user id")

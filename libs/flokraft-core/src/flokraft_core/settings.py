@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,7 +47,20 @@ class CoreSettings(BaseSettings):
         description="Required `iss` of bearer tokens.",
     )
     auth_audience: str = Field("demo-flokraft", description="Required `aud` of bearer tokens.")
-    auth_jwks_cache_seconds: int = Field(300, ge=0, description="How long fetched keys are kept.")
+    auth_jwks_cache_seconds: int = Field(
+        300, ge=0, description="Age after which keys are refreshed (in the background)."
+    )
+    auth_jwks_timeout_seconds: float = Field(
+        2.0, gt=0, le=30, description="Time budget of one fetch of the JWKS."
+    )
+    auth_jwks_stale_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="/readyz fails when the last good JWKS fetch is older than this.",
+    )
+    auth_max_token_bytes: int = Field(
+        8192, ge=1024, le=65536, description="Longer bearer tokens get 401 before any decoding."
+    )
     auth_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -80,6 +93,32 @@ class HttpServiceSettings(CoreSettings):
         "memory://",
         description="`limits` storage: memory:// (per replica) or redis://host:6379 (shared).",
     )
+    rate_limit_per_ip: str = Field(
+        "600/minute",
+        description="Per-client-IP limit counted before the token is verified (401, 413 and "
+        "429 answers included).",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (the "
+        "load balancer's); empty trusts nobody.",
+    )
+    max_body_bytes: int = Field(
+        8192, ge=1024, le=1 << 20, description="Larger request bodies get 413 (never read)."
+    )
+    max_header_bytes: int = Field(
+        16384,
+        ge=4096,
+        le=1 << 20,
+        description="Most bytes of a request line plus headers (h11); more is refused.",
+    )
+
+    @model_validator(mode="after")
+    def _token_fits_in_headers(self) -> HttpServiceSettings:
+        # Otherwise the 401 for a too-long token could never be answered.
+        if self.max_header_bytes < self.auth_max_token_bytes + 2048:
+            raise ValueError("max_header_bytes must exceed auth_max_token_bytes by 2 KiB")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
@@ -16,6 +18,7 @@ from flokraft_core.logs import configure_logging
 from flokraft_core.memory import log_memory_forever
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.errors import install_error_handlers
+from flokraft_core.web.guard import RequestGuard
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
 from flokraft_core.web.request_context import RequestContextMiddleware
@@ -48,6 +51,11 @@ def create_service_app(
             app.state.rate_limiter = RateLimiter(
                 settings.rate_limit, settings.rate_limit_storage_uri, settings.service_name
             )
+            app.state.ip_rate_limiter = RateLimiter(
+                settings.rate_limit_per_ip,
+                settings.rate_limit_storage_uri,
+                f"{settings.service_name}-ip",
+            )
         memory_task = asyncio.create_task(log_memory_forever(settings.memory_log_interval_seconds))
         try:
             if lifespan is None:
@@ -60,11 +68,18 @@ def create_service_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await memory_task
 
+    checks = dict(readiness or {})
+    if isinstance(settings, HttpServiceSettings):
+        checks["auth_keys"] = _signing_keys_ready
+
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
     install_error_handlers(app)
-    app.include_router(health_router(readiness or {}, settings.readiness_timeout_seconds, liveness))
+    app.include_router(health_router(checks, settings.readiness_timeout_seconds, liveness))
     for router in routers:
         app.include_router(router)
+    if isinstance(settings, HttpServiceSettings):
+        _document_guard_answers(app)
+        app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     Instrumentator(
         should_group_status_codes=False,
         excluded_handlers=_NOT_INSTRUMENTED,
@@ -74,3 +89,27 @@ def create_service_app(
     # Outermost, so the request id is bound before anything else logs.
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+async def _signing_keys_ready(app: FastAPI) -> None:
+    verifier: TokenVerifier = app.state.verifier
+    problem = await asyncio.to_thread(verifier.keys.problem)
+    if problem:
+        raise LookupError(problem)
+
+
+def _document_guard_answers(app: FastAPI) -> None:
+    """The guard answers 413 (and 429 per IP) on any route: say so in the OpenAPI, with
+    the error model the route already declares for its other errors."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        model = next((r["model"] for r in route.responses.values() if "model" in r), None)
+        for status, description in (
+            (413, "The request body is too large."),
+            (429, "Rate limit hit; see Retry-After."),
+        ):
+            answer: dict[str, Any] = {"description": description}
+            if model is not None:
+                answer["model"] = model
+            route.responses.setdefault(status, answer)

@@ -1,6 +1,8 @@
-"""Per-user rate limits (per client IP for requests that fail auth), via `limits`.
+"""Rate limits via `limits`: per user (per client IP for requests that fail auth), and a
+cheap per-IP limit counted before any token is verified.
 
-Storage is in memory by default; with a redis:// URI every replica shares the counters.
+Storage is in memory by default; with a redis:// URI every replica shares the counters
+(Memorystore in production, a real redis-server in the tests).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import time
 from limits import RateLimitItem, parse_many, storage
 from limits.strategies import MovingWindowRateLimiter
 
+from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import ApiError
+
+log = get_logger(__name__)
 
 
 class RateLimiter:
@@ -24,7 +29,14 @@ class RateLimiter:
     def hit(self, key: str) -> None:
         """Counts one request for `key`, or raises 429 with Retry-After."""
         for item in self._items:
-            if not self._limiter.hit(item, self._namespace, key):
+            try:
+                allowed = self._limiter.hit(item, self._namespace, key)
+            except Exception as exc:
+                # A limiter whose store is down must not take the API down with it: the
+                # request goes through and the outage is logged (and alerts on logs).
+                log.warning("rate_limit_store_unavailable", error=f"{type(exc).__name__}: {exc}")
+                return
+            if not allowed:
                 stats = self._limiter.get_window_stats(item, self._namespace, key)
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
                 raise ApiError(

@@ -1,8 +1,11 @@
 """FastAPI dependencies: the caller is who the verified bearer token says.
 
-Missing, expired, badly signed or wrong-audience tokens get 401 with a JSON reason and a
-`WWW-Authenticate` header; a valid token without the right gets 403. Rate limiting is
-applied here too, because the key (user, or client IP when auth fails) is known here.
+Missing, expired, badly signed, oversized or malformed tokens get 401 with a JSON reason
+and a `WWW-Authenticate` header; a valid token without the right gets 403. Rate limiting
+is applied here too, because the key (user, or client IP when auth fails) is known here.
+
+Requests that carry a body are authenticated earlier, by `RequestGuard` (web/guard.py),
+before a byte of the body is read; the dependency then takes the principal it found.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from flokraft_core.web.rate_limit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False, description="Firebase ID token (dev-auth locally)")
 
+PRINCIPAL_STATE = "principal"
+
 
 def get_verifier(request: Request) -> TokenVerifier:
     verifier: TokenVerifier = request.app.state.verifier
@@ -29,16 +34,44 @@ def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-def _unauthenticated(reason: str) -> ApiError:
+def unauthenticated(reason: str) -> ApiError:
+    # The reason goes into a quoted header parameter: keep it to safe characters.
+    quoted = "".join(c for c in reason if c.isalnum() or c in " .,:'-_()")
     return ApiError(
         401,
         "unauthenticated",
         reason,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{quoted}"'},
     )
 
 
-def _client_ip(request: Request) -> str:
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def authenticate(
+    token: str | None, verifier: TokenVerifier, limiter: RateLimiter, client_ip: str
+) -> Principal:
+    """Verifies the token and counts the request against its user's limit (or, when the
+    token is bad, against the client IP's). Blocking: runs in a worker thread."""
+    try:
+        if token is None:
+            raise AuthError("missing bearer token")
+        principal = verifier.verify(token)
+    except AuthError as exc:
+        limiter.hit(f"ip:{client_ip}")
+        raise unauthenticated(exc.reason) from exc
+    except AuthUnavailable as exc:
+        raise ApiError(503, "unavailable", "token keys are unavailable; try again shortly") from exc
+    limiter.hit(f"user:{principal.uid}")
+    return principal
+
+
+def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -48,19 +81,15 @@ def current_user(
     verifier: Annotated[TokenVerifier, Depends(get_verifier)],
     limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
 ) -> Principal:
-    # A sync dependency on purpose: FastAPI runs it in the threadpool, where the JWKS
-    # client may block on its (rare) key refresh without stalling the event loop.
-    try:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise AuthError("missing bearer token")
-        principal = verifier.verify(credentials.credentials)
-    except AuthError as exc:
-        limiter.hit(f"ip:{_client_ip(request)}")
-        raise _unauthenticated(exc.reason) from exc
-    except AuthUnavailable as exc:
-        raise ApiError(503, "unavailable", "token keys are unavailable; try again shortly") from exc
+    # A sync dependency on purpose: FastAPI runs it in the threadpool, where the very
+    # first JWKS fetch may block without stalling the event loop.
+    principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
+    if principal is None:
+        token = None
+        if credentials is not None and credentials.scheme.lower() == "bearer":
+            token = credentials.credentials
+        principal = authenticate(token, verifier, limiter, client_ip(request))
     request.state.uid = principal.uid
-    limiter.hit(f"user:{principal.uid}")
     return principal
 
 

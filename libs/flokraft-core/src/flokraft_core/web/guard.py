@@ -1,0 +1,127 @@
+"""Nothing is read before it is allowed: plain ASGI middleware in front of every route.
+
+In this order, each step cheaper than the next:
+1. the per-client-IP limit (before any token is verified, so 401s, 413s and 500s all
+   count against the client that caused them);
+2. the body limit from Content-Length (413 without reading a byte);
+3. for requests that carry a body, the bearer token (401 without reading a byte);
+4. the body limit again while the body streams in (chunked or lying Content-Length).
+
+Health, readiness and metrics stay outside the limits: the kubelet and Prometheus poll
+them from addresses that must never be throttled.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import anyio.to_thread
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flokraft_core.web.errors import ApiError, error_body
+from flokraft_core.web.security import PRINCIPAL_STATE, authenticate, bearer_token
+
+_UNLIMITED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+_BODYLESS_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once the streamed body passes the limit. FastAPI passes
+    HTTPExceptions through its body parsing, so the app's handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._check(scope)
+        except ApiError as exc:
+            await self._answer(scope, send, exc)
+            return
+        await self._run(scope, receive, send)
+
+    async def _check(self, scope: Scope) -> None:
+        state = scope["app"].state
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        if scope["path"] not in _UNLIMITED_PATHS:
+            state.ip_rate_limiter.hit(ip)
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise ApiError(400, "invalid_argument", "Content-Length is not a number")
+            if int(declared) > self.max_body_bytes:
+                raise ApiError(
+                    413,
+                    "payload_too_large",
+                    f"the request body is larger than {self.max_body_bytes} bytes",
+                )
+        if scope["method"] in _BODYLESS_METHODS or scope["path"] in _UNLIMITED_PATHS:
+            return
+        token = bearer_token(_header(scope, b"authorization"))
+        # Verification may wait for the first JWKS fetch: off the event loop.
+        principal = await anyio.to_thread.run_sync(
+            authenticate, token, state.verifier, state.rate_limiter, ip
+        )
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            # Only reached when no handler turned it into a response already.
+            if started:
+                raise
+            await self._answer(scope, send, ApiError(413, "payload_too_large", str(exc.detail)))
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, exc: ApiError) -> None:
+        request = Request(scope)
+        response = JSONResponse(
+            error_body(request, exc.code, exc.message, param=exc.param, **exc.extra),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+        await response(scope, _never_receive, send)
+
+
+async def _never_receive() -> Message:
+    # The body is deliberately never read on a refused request.
+    return {"type": "http.disconnect"}
