@@ -4,6 +4,7 @@ requests an ordinary HTTP client refuses to send (lying Content-Length, huge hea
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import uuid
@@ -62,10 +63,8 @@ def raw_request(port: int, head: bytes, body: bytes = b"", *, timeout: float = 1
     """Sends `head` and `body` on one connection and reads the answer, even when the server
     answers (and closes) before the body was fully sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         chunks = []
         while True:
             try:
