@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from analyzer.sources import NOT_READABLE
 from tests.analyzer.conftest import JobWorld, analyzer_env
 from tests.support.processes import ManagedProcess
 
@@ -26,7 +29,8 @@ def bucket(storage_emulator: ManagedProcess, world: JobWorld, dance_video: Path)
     )
     name = f"videos-{world.project}"
     client.create_bucket(name)
-    client.bucket(name).blob("uploads/dance.mp4").upload_from_filename(str(dance_video))
+    for owner in ("user1", "user2"):
+        client.bucket(name).blob(f"{owner}/dance.mp4").upload_from_filename(str(dance_video))
     return name
 
 
@@ -44,31 +48,51 @@ def http_server(video_dir: Path) -> Iterator[str]:
 def test_gs_video_is_downloaded_and_analysed(
     world: JobWorld, video_dir: Path, bucket: str, storage_emulator: ManagedProcess, start_analyzer
 ) -> None:
-    env = analyzer_env(world, video_dir, STORAGE_EMULATOR_HOST=storage_emulator.url)
+    env = analyzer_env(
+        world,
+        video_dir,
+        STORAGE_EMULATOR_HOST=storage_emulator.url,
+        VIDEO_URL_PREFIXES=f"gs://{bucket}/{{uid}}/",
+    )
     analyzer = start_analyzer(env)
-    good = world.create(f"gs://{bucket}/uploads/dance.mp4")
-    missing = world.create(f"gs://{bucket}/uploads/missing.mp4")
-    world.publish(good)
-    world.publish(missing)
+    good = world.create(f"gs://{bucket}/user1/dance.mp4")
+    missing = world.create(f"gs://{bucket}/user1/missing.mp4")
+    # Exists, but belongs to user2: the document's owner (user1) may not have it fetched.
+    foreign = world.create(f"gs://{bucket}/user2/dance.mp4")
+    for analysis_id in (good, missing, foreign):
+        world.publish(analysis_id)
 
     done = world.wait_status(good, "done", process=analyzer)
     assert done["metrics"]["frames_analysed"] > 100
     failed = world.wait_status(missing, "failed", process=analyzer)
-    assert failed["error"] == "the video could not be fetched: no such object in storage"
+    # Says what to fix, not what exists.
+    assert failed["error"] == f"the video could not be fetched: {NOT_READABLE}"
     assert failed["attempts"] == 1
+    refused = world.wait_status(foreign, "failed", process=analyzer)
+    assert refused["error"].startswith("video_url must be the address of one of your own")
+    assert refused.get("metrics") is None
 
 
 def test_http_video_is_streamed_with_a_size_cap(
     world: JobWorld, video_dir: Path, dance_video: Path, http_server: str, start_analyzer
 ) -> None:
     size = dance_video.stat().st_size
-    env = analyzer_env(world, video_dir, ALLOW_HTTP_URLS="true", MAX_DOWNLOAD_BYTES=str(size + 10))
+    env = analyzer_env(
+        world,
+        video_dir,
+        ALLOW_HTTP_URLS="true",
+        MAX_DOWNLOAD_BYTES=str(size + 10),
+        VIDEO_URL_PREFIXES=f"{http_server}/{{uid}}/",
+        VIDEO_FETCH_ALLOWED_NETWORKS='["127.0.0.1/32"]',
+    )
     analyzer = start_analyzer(env)
-    big = video_dir / "big.bin"
-    big.write_bytes(b"\0" * (size + 11))
-    good = world.create(f"{http_server}/{dance_video.name}")
-    too_big = world.create(f"{http_server}/big.bin")
-    not_found = world.create(f"{http_server}/nothing-here.mp4")
+    own = video_dir / "user1"
+    own.mkdir(exist_ok=True)
+    shutil.copyfile(dance_video, own / dance_video.name)
+    (own / "big.bin").write_bytes(b"\0" * (size + 11))
+    good = world.create(f"{http_server}/user1/{dance_video.name}")
+    too_big = world.create(f"{http_server}/user1/big.bin")
+    not_found = world.create(f"{http_server}/user1/nothing-here.mp4")
     for analysis_id in (good, too_big, not_found):
         world.publish(analysis_id)
 
@@ -76,14 +100,88 @@ def test_http_video_is_streamed_with_a_size_cap(
     failed = world.wait_status(too_big, "failed", process=analyzer)
     assert failed["error"].startswith("the video could not be fetched: the file is larger than")
     missing = world.wait_status(not_found, "failed", process=analyzer)
-    assert missing["error"] == "the video could not be fetched: the server answered 404"
+    assert missing["error"] == f"the video could not be fetched: {NOT_READABLE}"
 
 
-def test_plain_http_is_refused_unless_enabled(
-    world: JobWorld, video_dir: Path, dance_video: Path, http_server: str, start_analyzer
+def test_addresses_outside_the_owners_prefixes_are_never_fetched(
+    world: JobWorld, video_dir: Path, dance_video: Path, start_analyzer
 ) -> None:
-    analyzer = start_analyzer(analyzer_env(world, video_dir))
-    analysis_id = world.create(f"{http_server}/{dance_video.name}")
-    world.publish(analysis_id)
-    failed = world.wait_status(analysis_id, "failed", process=analyzer)
-    assert failed["error"] == "the video could not be fetched: unsupported address scheme 'http'"
+    requests: list[str] = []
+
+    class Counting(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+    handler = functools.partial(Counting, directory=str(video_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        # Plain http is not even configurable without ALLOW_HTTP_URLS: the default prefix
+        # (the upload bucket) applies, and a tampered document names another address.
+        analyzer = start_analyzer(analyzer_env(world, video_dir))
+        tampered = world.create(f"{base}/{dance_video.name}")
+        world.publish(tampered)
+        failed = world.wait_status(tampered, "failed", process=analyzer)
+        assert failed["error"] == (
+            "video_url must be the address of one of your own uploads: "
+            "gs://flokraft-videos/user1/..."
+        )
+        assert requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Drip(http.server.BaseHTTPRequestHandler):
+    """A video host that sends one byte every quarter second, for ever."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**8))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(0.25)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_slow_drip_source_is_abandoned_at_the_download_deadline(
+    world: JobWorld, video_dir: Path, start_analyzer
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        env = analyzer_env(
+            world,
+            video_dir,
+            ALLOW_HTTP_URLS="true",
+            VIDEO_URL_PREFIXES=f"{base}/{{uid}}/",
+            VIDEO_FETCH_ALLOWED_NETWORKS='["127.0.0.1/32"]',
+            DOWNLOAD_DEADLINE_SECONDS="3",
+            SOURCE_MAX_ATTEMPTS="2",
+        )
+        analyzer = start_analyzer(env)
+        analysis_id = world.create(f"{base}/user1/dance.mp4")
+        started = time.monotonic()
+        world.publish(analysis_id)
+        failed = world.wait_status(analysis_id, "failed", timeout=90, process=analyzer)
+        # Not the job's time limit (30 s here, 15 minutes in production), five times over:
+        # the download's own deadline, and source failures get SOURCE_MAX_ATTEMPTS tries.
+        assert failed["error"] == (
+            "the video could not be fetched: the download took longer than 3 seconds"
+        )
+        assert failed["attempts"] == 2
+        assert time.monotonic() - started < 45
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,6 +17,11 @@ COLLECTION = "analyses"
 SUBSCRIPTION = "analysis-jobs-analyzer"
 
 
+def video_of(user: str, name: str = "clip.mp4") -> str:
+    """An address in `user`'s own folder of the upload bucket (VIDEO_URL_PREFIXES' default)."""
+    return f"gs://flokraft-videos/{user}/{name}"
+
+
 def apply_pubsub(project: str) -> None:
     apply_topology(project, load_topology())
 

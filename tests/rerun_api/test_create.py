@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read
+from tests.rerun_api.support import jobs_for, pull_jobs, read, video_of
 
 LIST_FIELDS = {
     "id",
@@ -21,9 +21,9 @@ LIST_FIELDS = {
 }
 
 
-def body(**overrides: Any) -> dict[str, Any]:
+def body(user: str, **overrides: Any) -> dict[str, Any]:
     return {
-        "video_url": "gs://flokraft-videos/clip.mp4",
+        "video_url": video_of(user),
         "dance_type": "salsa",
         "dancers": ["lead", "follow"],
         "analysis_type": "couple",
@@ -32,7 +32,7 @@ def body(**overrides: Any) -> dict[str, Any]:
 
 
 def test_create_queues_the_analysis_and_publishes_its_job(api: RerunApi, user: str) -> None:
-    response = api.http.post("/analyses", json=body(), headers=api.headers(user))
+    response = api.http.post("/analyses", json=body(user), headers=api.headers(user))
 
     assert response.status_code == 201, response.text
     created = response.json()
@@ -47,7 +47,7 @@ def test_create_queues_the_analysis_and_publishes_its_job(api: RerunApi, user: s
     assert doc["user_id"] == user
     assert doc["generation"] == 1
     assert doc["status"] == "queued"
-    assert doc["video_url"] == "gs://flokraft-videos/clip.mp4"
+    assert doc["video_url"] == video_of(user)
     assert doc["publish_pending"] is False
     assert doc["created_at"] == doc["timestamp"] <= doc["updated_at"]
 
@@ -76,7 +76,7 @@ def test_create_queues_the_analysis_and_publishes_its_job(api: RerunApi, user: s
 def test_create_rejects_bad_input_naming_the_field(
     api: RerunApi, user: str, overrides: dict[str, Any], param: str
 ) -> None:
-    response = api.http.post("/analyses", json=body(**overrides), headers=api.headers(user))
+    response = api.http.post("/analyses", json=body(user, **overrides), headers=api.headers(user))
 
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -98,7 +98,7 @@ def test_create_rejects_a_body_that_is_not_json(api: RerunApi, user: str) -> Non
 
 def test_create_ignores_a_user_id_in_the_body(api: RerunApi, user: str) -> None:
     response = api.http.post(
-        "/analyses", json=body(user_id="someone-else"), headers=api.headers(user)
+        "/analyses", json=body(user, user_id="someone-else"), headers=api.headers(user)
     )
     assert response.status_code == 201
     assert read(api.db, response.json()["id"])["user_id"] == user
@@ -113,7 +113,7 @@ def test_create_ignores_a_user_id_in_the_body(api: RerunApi, user: str) -> None:
     ],
 )
 def test_create_without_a_valid_token_is_401(api: RerunApi, headers: dict[str, str]) -> None:
-    response = api.http.post("/analyses", json=body(), headers=headers)
+    response = api.http.post("/analyses", json=body("nobody"), headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
     assert "bearer" in response.headers["www-authenticate"].lower()
@@ -125,7 +125,7 @@ def test_tokens_for_another_audience_or_expired_are_401(api: RerunApi, user: str
         api.issuer.token(user, ttl_seconds=-3600),
     ):
         response = api.http.post(
-            "/analyses", json=body(), headers={"Authorization": f"Bearer {token}"}
+            "/analyses", json=body(user), headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 401, response.text
 
@@ -133,7 +133,7 @@ def test_tokens_for_another_audience_or_expired_are_401(api: RerunApi, user: str
 def test_request_id_is_echoed(api: RerunApi, user: str) -> None:
     response = api.http.post(
         "/analyses",
-        json=body(analysis_type="solo", dancers="one dancer"),
+        json=body(user, analysis_type="solo", dancers="one dancer"),
         headers=api.headers(user, **{"X-Request-ID": "req-123"}),
     )
     assert response.status_code == 201

@@ -11,14 +11,17 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from rerun_api.idempotency import body_hash, record_id
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
+from tests.rerun_api.support import jobs_for, pull_jobs, read, seed, video_of
 
 BODY = {
-    "video_url": "https://videos.example.com/clip.mp4",
     "dance_type": "tango",
     "dancers": ["a", "b"],
     "analysis_type": "couple",
 }
+
+
+def body_for(user: str) -> dict[str, object]:
+    return {"video_url": video_of(user), **BODY}
 
 
 def key() -> str:
@@ -33,8 +36,10 @@ def created_by(api: RerunApi, user: str) -> list[str]:
 def test_same_key_same_answer_for_create(api: RerunApi, user: str) -> None:
     headers = api.headers(user, **{"Idempotency-Key": key()})
 
-    first = api.http.post("/analyses", json=BODY, headers=headers)
-    again = api.http.post("/analyses", json=dict(reversed(list(BODY.items()))), headers=headers)
+    first = api.http.post("/analyses", json=body_for(user), headers=headers)
+    again = api.http.post(
+        "/analyses", json=dict(reversed(list(body_for(user).items()))), headers=headers
+    )
 
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
@@ -47,7 +52,9 @@ def test_same_key_same_answer_for_create(api: RerunApi, user: str) -> None:
 def test_different_keys_create_twice(api: RerunApi, user: str) -> None:
     for _ in range(2):
         response = api.http.post(
-            "/analyses", json=BODY, headers=api.headers(user, **{"Idempotency-Key": key()})
+            "/analyses",
+            json=body_for(user),
+            headers=api.headers(user, **{"Idempotency-Key": key()}),
         )
         assert response.status_code == 201
     assert len(created_by(api, user)) == 2
@@ -56,10 +63,12 @@ def test_different_keys_create_twice(api: RerunApi, user: str) -> None:
 def test_keys_are_per_user(api: RerunApi, user: str) -> None:
     shared = key()
     mine = api.http.post(
-        "/analyses", json=BODY, headers=api.headers(user, **{"Idempotency-Key": shared})
+        "/analyses", json=body_for(user), headers=api.headers(user, **{"Idempotency-Key": shared})
     )
     theirs = api.http.post(
-        "/analyses", json=BODY, headers=api.headers(user + "-b", **{"Idempotency-Key": shared})
+        "/analyses",
+        json=body_for(user + "-b"),
+        headers=api.headers(user + "-b", **{"Idempotency-Key": shared}),
     )
     assert mine.status_code == theirs.status_code == 201
     assert mine.json()["id"] != theirs.json()["id"]
@@ -67,9 +76,11 @@ def test_keys_are_per_user(api: RerunApi, user: str) -> None:
 
 def test_same_key_with_another_body_is_422(api: RerunApi, user: str) -> None:
     headers = api.headers(user, **{"Idempotency-Key": key()})
-    assert api.http.post("/analyses", json=BODY, headers=headers).status_code == 201
+    assert api.http.post("/analyses", json=body_for(user), headers=headers).status_code == 201
 
-    response = api.http.post("/analyses", json={**BODY, "dance_type": "waltz"}, headers=headers)
+    response = api.http.post(
+        "/analyses", json={**body_for(user), "dance_type": "waltz"}, headers=headers
+    )
 
     assert response.status_code == 422
     assert response.json()["error"]["param"] == "Idempotency-Key"
@@ -108,7 +119,7 @@ def test_a_request_in_flight_with_the_same_key_is_409(api: RerunApi, user: str) 
     api.db.collection("idempotency_keys").document(record_id(user, "POST", path, idem_key)).set(
         {
             "state": "in_flight",
-            "request_hash": body_hash(BODY),
+            "request_hash": body_hash(body_for(user)),
             "created_at": now,
             "expires_at": now + timedelta(hours=24),
             "lock_until": now + timedelta(minutes=5),
@@ -116,7 +127,7 @@ def test_a_request_in_flight_with_the_same_key_is_409(api: RerunApi, user: str) 
     )
 
     response = api.http.post(
-        path, json=BODY, headers=api.headers(user, **{"Idempotency-Key": idem_key})
+        path, json=body_for(user), headers=api.headers(user, **{"Idempotency-Key": idem_key})
     )
 
     assert response.status_code == 409
@@ -142,7 +153,7 @@ def test_an_expired_key_is_taken_over(api: RerunApi, user: str) -> None:
     )
 
     response = api.http.post(
-        "/analyses", json=BODY, headers=api.headers(user, **{"Idempotency-Key": idem_key})
+        "/analyses", json=body_for(user), headers=api.headers(user, **{"Idempotency-Key": idem_key})
     )
 
     assert response.status_code == 201
@@ -153,7 +164,7 @@ def test_an_expired_key_is_taken_over(api: RerunApi, user: str) -> None:
 def test_invalid_keys_are_422(api: RerunApi, user: str, bad: str | bytes) -> None:
     response = api.http.post(
         "/analyses",
-        json=BODY,
+        json=body_for(user),
         headers=[("Authorization", api.headers(user)["Authorization"]), ("Idempotency-Key", bad)],
     )
     assert response.status_code == 422

@@ -13,13 +13,13 @@ import uuid
 import httpx
 
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
-from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed
+from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed, video_of
 from tests.support.auth import TestIssuer
 from tests.support.polling import metric_value, wait_until
 from tests.support.processes import ManagedProcess
 
 BODY = {
-    "video_url": "gs://videos/clip.mp4",
+    "video_url": video_of("alice"),
     "dance_type": "salsa",
     "dancers": ["lead", "follow"],
     "analysis_type": "couple",

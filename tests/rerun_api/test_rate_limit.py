@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from tests.rerun_api.conftest import start_rerun_api
-from tests.rerun_api.support import apply_pubsub
+from tests.rerun_api.support import apply_pubsub, video_of
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess
 
 BODY = {
-    "video_url": "gs://videos/clip.mp4",
+    "video_url": video_of("alice"),
     "dance_type": "salsa",
     "dancers": ["a"],
     "analysis_type": "solo",
@@ -56,4 +56,7 @@ def test_the_eleventh_post_in_a_minute_is_429_for_that_user_only(
         assert response.status_code == 429
         assert response.json()["error"]["code"] == "rate_limited"
         assert 1 <= int(response.headers["retry-after"]) <= 60
-    assert limited.post("/analyses", json=BODY, headers=issuer.headers("bob")).status_code == 201
+    bob_body = {**BODY, "video_url": video_of("bob")}
+    assert (
+        limited.post("/analyses", json=bob_body, headers=issuer.headers("bob")).status_code == 201
+    )

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from rerun_api.idempotency import KEY_REGEX
@@ -43,4 +44,6 @@ def test_no_input_yields_a_server_error(case: schemathesis.Case, api: RerunApi) 
         headers["Idempotency-Key"] = uuid.uuid4().hex
     response = case.call(headers=headers, timeout=30)
     assert response.status_code < 500, (case.path, case.body, response.text)
-    case.validate_response(response)
+    # Whether a schema-valid video_url is accepted depends on who asks (only addresses of
+    # the caller's own uploads are), which no schema can say: a 422 for it is correct.
+    case.validate_response(response, excluded_checks=[checks.positive_data_acceptance])

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analyzer.settings import AnalyzerSettings
 
 
 class FailureKind(StrEnum):
@@ -75,3 +79,12 @@ def shutdown_failure() -> Failure:
 def gave_up(attempts: int, last_error: str | None) -> str:
     last = last_error or "the analysis worker stopped during every attempt"
     return f"gave up after {attempts} attempts: {last}"
+
+
+def attempt_limit(failure: Failure, settings: AnalyzerSettings) -> int:
+    """Attempts before a job with this failure is given up. A video that could not be
+    fetched (a host down, too slow) gets fewer: retrying it holds a worker for little
+    chance, and a slow-dripping host must not hold one five times over."""
+    if failure.kind is FailureKind.SOURCE:
+        return min(settings.source_max_attempts, settings.max_attempts)
+    return settings.max_attempts

@@ -9,9 +9,10 @@ from pathlib import Path
 from pydantic import Field
 
 from flokraft_core.settings import CoreSettings
+from flokraft_core.video_urls import VideoSourceSettings
 
 
-class AnalyzerSettings(CoreSettings):
+class AnalyzerSettings(CoreSettings, VideoSourceSettings):
     service_name: str = "analyzer"
     host: str = Field("0.0.0.0", description="Interface of the health/metrics server.")
     port: int = Field(8003, ge=1, le=65535, description="Port of /healthz, /readyz, /metrics.")
@@ -36,21 +37,32 @@ class AnalyzerSettings(CoreSettings):
     heartbeat_timeout_seconds: float = Field(
         30.0, gt=0, description="/healthz fails when the pull loop has not beaten for this long."
     )
-    allow_file_urls: bool = Field(False, description="Accept file:// videos (local profile only).")
-    allowed_file_roots: list[Path] = Field(
-        default_factory=list, description="Directories file:// videos must lie below."
-    )
     max_download_bytes: int = Field(
         2 * 1024**3, gt=0, description="Size cap of a video fetched over https:// or gs://."
     )
     work_dir: Path = Field(
         Path(tempfile.gettempdir()), description="Where fetched videos are written."
     )
-    allow_http_urls: bool = Field(
-        False, description="Also accept plain http:// videos (local profile and tests only)."
-    )
     download_timeout_seconds: float = Field(
-        30.0, gt=0, description="Per-request time budget of a video download (connect/read)."
+        30.0, gt=0, description="Connect and per-read time budget of a video download."
+    )
+    download_deadline_seconds: float = Field(
+        300.0, gt=0, description="Overall time budget of one video download."
+    )
+    download_min_bytes_per_second: int = Field(
+        65536,
+        ge=0,
+        description="Slower downloads are abandoned (measured after their first 5 s; 0: off).",
+    )
+    source_max_attempts: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Attempts of a job whose video cannot be fetched (fewer than MAX_ATTEMPTS).",
+    )
+    video_fetch_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs fetched from even though not public (tests and local profile only).",
     )
     engine: str = Field(
         "analyzer.engine:analyze_video",

@@ -27,9 +27,10 @@ from google.cloud.pubsub_v1.types import FlowControl
 
 from analyzer import metrics
 from analyzer.dead_letters import handle_dead_letter
-from analyzer.failures import Failure, FailureKind, invalid_failure
+from analyzer.failures import Failure, FailureKind, attempt_limit, invalid_failure
 from analyzer.job_runner import JobFailed, JobRunner, JobSucceeded, JobSuperseded
 from analyzer.settings import AnalyzerSettings
+from analyzer.sources import source_refusal
 from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
 from flokraft_core.firestore_client import sync_client
 from flokraft_core.jobs import InvalidJobMessage, JobMessage, decode_job
@@ -266,6 +267,11 @@ class Worker:
         if analysis_type not in ANALYSIS_TYPES:
             failure = invalid_failure(f"unknown analysis type {str(analysis_type)[:40]!r}")
             return self._failed(job, message, failure, attempts, bound)
+        refused = source_refusal(video_url, data.get("user_id"), self.settings)
+        if refused:  # not the owner's upload: nothing is fetched (issue 12)
+            return self._failed(
+                job, message, invalid_failure(f"video_url {refused}"), attempts, bound
+            )
         bound.info("job_started", attempts=attempts)
 
         def on_progress(value: float) -> bool:
@@ -306,7 +312,7 @@ class Worker:
             self.store.record_failed_attempt(job.analysis_id, job.generation, failure.reason)
             bound.warning("job_interrupted", reason=failure.reason)
             return Action.NACK, "interrupted"
-        if not failure.retryable or attempt >= self.settings.max_attempts:
+        if not failure.retryable or attempt >= attempt_limit(failure, self.settings):
             self.store.mark_failed(job.analysis_id, job.generation, failure.reason)
             bound.warning(
                 "job_failed", kind=failure.kind.value, reason=failure.reason, attempt=attempt

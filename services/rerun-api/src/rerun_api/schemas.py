@@ -9,6 +9,7 @@ from typing import Annotated, Final
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
+from flokraft_core.video_urls import bound_problem
 
 MAX_URL_LENGTH: Final = 2048
 # RFC 3986 characters of an authority and a path; ASCII only, so no spaces or controls.
@@ -48,7 +49,9 @@ class CreateAnalysisRequest(BaseModel):
     video_url: str = Field(
         min_length=1,
         max_length=MAX_URL_LENGTH,
-        description="gs:// or https:// URL of the video (file:// only in the local profile).",
+        description="Address of one of the caller's own uploads: by default "
+        "gs://<VIDEO_BUCKET>/<caller's uid>/<object> (VIDEO_URL_PREFIXES); file:// only in "
+        "the local profile.",
         json_schema_extra={"pattern": VIDEO_URL_PATTERN},
         examples=["gs://flokraft-videos/u1/clip.mp4"],
     )
@@ -62,7 +65,9 @@ class CreateAnalysisRequest(BaseModel):
     @field_validator("video_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        problem = url_problem(value)
+        # Syntax first, then whether the caller (bound by rerun_api.video_owner) may have
+        # this address fetched: their own uploads only.
+        problem = url_problem(value) or bound_problem(value)
         if problem:
             raise ValueError(problem)
         return value

@@ -7,14 +7,15 @@ from functools import lru_cache
 from pydantic import Field
 
 from flokraft_core.settings import HttpServiceSettings
+from flokraft_core.video_urls import VideoSourceSettings
 
 
-class RerunApiSettings(HttpServiceSettings):
+class RerunApiSettings(HttpServiceSettings, VideoSourceSettings):
     service_name: str = "rerun-api"
     port: int = Field(8002, ge=1, le=65535)
     rate_limit: str = "10/minute"
-    allow_file_urls: bool = Field(
-        False, description="Accept file:// video URLs (local profile only, never production)."
+    max_active_analyses_per_user: int = Field(
+        5, ge=1, description="Queued-or-running analyses a user may have; more answers 429."
     )
     idempotency_ttl_seconds: int = Field(86400, ge=60, description="Idempotency-Key lifetime.")
     outbox_max_age_seconds: float = Field(

@@ -29,6 +29,7 @@ from flokraft_core.jobs import ANALYSIS_ID_PATTERN
 from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import ApiError
 from flokraft_core.web.security import CurrentUser
+from rerun_api.active_cap import check_active_cap
 from rerun_api.idempotency import (
     IdempotencyClaim,
     IdempotencyKey,
@@ -44,6 +45,7 @@ from rerun_api.schemas import (
     is_file_url,
 )
 from rerun_api.settings import RerunApiSettings
+from rerun_api.video_owner import VideoOwner
 
 log = get_logger(__name__)
 
@@ -160,8 +162,8 @@ async def _answer(
 )
 async def create(
     request: Request,
+    principal: VideoOwner,
     body: CreateAnalysisRequest,
-    principal: CurrentUser,
     key: IdempotencyKey,
     store: IdempotencyStoreDep,
 ) -> JSONResponse:
@@ -177,6 +179,7 @@ async def create(
     if claim is not None and claim.replay is not None:
         return _replay(claim.replay)
     try:
+        await check_active_cap(request, principal.uid)
         queued = await create_analysis(
             request.app.state.db,
             settings.firestore_collection,
@@ -227,6 +230,7 @@ async def rerun(
     if claim is not None and claim.replay is not None:
         return _replay(claim.replay)
     try:
+        await check_active_cap(request, principal.uid)
         queued = await rerun_analysis(
             request.app.state.db,
             settings.firestore_collection,
