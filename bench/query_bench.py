@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -247,6 +248,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
                 "AUTH_AUDIENCE": AUDIENCE,
                 "RATE_LIMIT": "100000000/minute",
                 "RATE_LIMIT_PER_IP": "100000000/minute",
+                "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
             },
         )
         procs.append(query_api)

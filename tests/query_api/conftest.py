@@ -19,6 +19,9 @@ from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess, service
 
 COLLECTION = "analyses"
+# Every query-api of the tests signs page tokens with this (the chart takes it from a
+# Secret, `make dev` generates one).
+PAGE_TOKEN_SECRET = "tests-only-page-token-secret-0123456789"
 
 
 @dataclass
@@ -68,6 +71,7 @@ def start_query_api(
             "GOOGLE_CLOUD_PROJECT": project,
             "RATE_LIMIT": "100000/minute",
             "RATE_LIMIT_PER_IP": "100000/minute",
+            "PAGE_TOKEN_SECRET": PAGE_TOKEN_SECRET,
             **issuer.env(),
             **env,
         },

@@ -10,7 +10,12 @@ from pydantic import TypeAdapter
 from flokraft_core.analyses import AnalysisListItem
 from flokraft_core.analysis_reads import AnalysisReads, InvalidCursor, ListFilters
 from flokraft_core.logs import get_logger
-from flokraft_core.page_tokens import InvalidPageToken, decode_page_token, encode_page_token
+from flokraft_core.page_tokens import (
+    InvalidPageToken,
+    decode_page_token,
+    encode_page_token,
+    list_binding,
+)
 from flokraft_core.web.errors import ApiError
 from query_api.etag import none_match
 from query_api.responses import cache_headers
@@ -48,10 +53,19 @@ async def page_response(
     limit: int,
     page_token: str | None,
 ) -> Response:
+    # Bound to who asks and which list: a token is only good for the list it came from.
+    binding = list_binding(
+        getattr(request.state, "uid", ""),
+        filters.user_id,
+        filters.analysis_type,
+        filters.status,
+        str(request.url.path),
+    )
+    secret: bytes = request.app.state.page_token_key
     cursor = None
     if page_token is not None:
         try:
-            cursor = decode_page_token(page_token)
+            cursor = decode_page_token(page_token, secret=secret, binding=binding)
         except InvalidPageToken as exc:
             raise _invalid_token(str(exc)) from exc
     try:
@@ -73,7 +87,7 @@ async def page_response(
     body = _ITEMS.dump_json(page.items)
     headers = cache_headers(body)
     if page.next_cursor is not None:
-        token = encode_page_token(page.next_cursor)
+        token = encode_page_token(page.next_cursor, secret=secret, binding=binding)
         next_url = request.url.include_query_params(page_token=token)
         # A relative reference (RFC 8288 allows it): behind the ingress the scheme and host
         # this process sees are not the ones the browser used.

@@ -14,7 +14,7 @@ from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
 from query_api.routers.admin import admin_router
 from query_api.routers.analyses import analyses_router
-from query_api.settings import QueryApiSettings, get_settings
+from query_api.settings import QueryApiSettings, get_settings, page_token_key
 
 
 def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
@@ -22,6 +22,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.page_token_key = page_token_key(settings)
         app.state.db = async_client(settings)
         app.state.reads = AnalysisReads(
             app.state.db,

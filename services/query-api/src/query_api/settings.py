@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from flokraft_core.settings import HttpServiceSettings
 
@@ -26,11 +26,26 @@ class QueryApiSettings(HttpServiceSettings):
         description="Total time transient Firestore errors are retried (0: no retry).",
     )
 
+    page_token_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="HMAC key of list page tokens (at least 32 characters; the same on every "
+        "replica). Required: the service refuses to start without it.",
+    )
+
     @model_validator(mode="after")
     def _default_within_max(self) -> QueryApiSettings:
         if self.list_default_limit > self.list_max_limit:
             raise ValueError("list_default_limit must not exceed list_max_limit")
         return self
+
+
+def page_token_key(settings: QueryApiSettings) -> bytes:
+    """The page-token key, or a startup error naming the setting. Checked when the app
+    starts (not at import, so tools can import the app to read its OpenAPI)."""
+    if settings.page_token_secret is None:
+        raise RuntimeError("PAGE_TOKEN_SECRET is not set (32+ characters, from a Secret)")
+    return settings.page_token_secret.get_secret_value().encode()
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ the memory limit is the one plugin of ours.
 from __future__ import annotations
 
 import configparser
+import secrets
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -99,14 +100,24 @@ def processes(s: StackSettings) -> list[Process]:
             f"{py} -m query_api.main",
             "green",
             priority=10,
-            env={"HOST": s.host, "PORT": str(s.query_api_port)},
+            # Generated per `make dev`: page tokens only need to outlive one session.
+            env={
+                "HOST": s.host,
+                "PORT": str(s.query_api_port),
+                "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
+            },
         ),
         Process(
             "rerun-api",
             f"{py} -m rerun_api.main",
             "blue",
             priority=10,
-            env={"HOST": s.host, "PORT": str(s.rerun_api_port), "ALLOW_FILE_URLS": "true"},
+            env={
+                "HOST": s.host,
+                "PORT": str(s.rerun_api_port),
+                "ALLOW_FILE_URLS": "true",
+                "ALLOWED_FILE_ROOTS": f'["{tmp}"]',
+            },
         ),
         Process(
             "analyzer",
