@@ -15,6 +15,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.api_core.retry import AsyncRetry, if_transient_error
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from flokraft_core.analyses import (
     DETAIL_EXTRA_FIELDS,
@@ -122,22 +124,41 @@ class AnalysisReads:
             next_cursor = _cursor_after(*last)
         return AnalysisPage(items=items, next_cursor=next_cursor)
 
-    async def get_detail(self, doc_id: str) -> OwnedDetail | None:
-        """The detail fields and the owner, or None when there is no such analysis."""
+    async def get_detail(self, doc_id: str, *, owner: str | None = None) -> OwnedDetail | None:
+        """The detail fields and the owner, or None when there is no such analysis, or
+        (with `owner`) when it belongs to someone else.
+
+        With `owner`, the owner is part of the read itself: a query on the document id and
+        the owner returns nothing for someone else's analysis exactly as for a missing
+        one, so neither reads the large fields and the two cost the same (a timing
+        difference would tell which ids exist). Without it (admins) it is a point read.
+        """
         if not is_valid_document_id(doc_id):
             return None
-        snapshot = await self._collection.document(doc_id).get(
-            field_paths=[*LIST_FIELDS, OWNER_FIELD, *DETAIL_EXTRA_FIELDS],
-            retry=self._retry,
-            timeout=self._timeout,
-        )
-        if not snapshot.exists:
-            return None
+        fields = [*LIST_FIELDS, OWNER_FIELD, *DETAIL_EXTRA_FIELDS]
+        document = self._collection.document(doc_id)
+        if owner is None:
+            snapshot = await document.get(
+                field_paths=fields, retry=self._retry, timeout=self._timeout
+            )
+            if not snapshot.exists:
+                return None
+        else:
+            query = (
+                self._collection.where(filter=FieldFilter(FieldPath.document_id(), "==", document))
+                .where(filter=FieldFilter(OWNER_FIELD, "==", owner))
+                .select(fields)
+                .limit(1)
+            )
+            found = await query.get(retry=self._retry, timeout=self._timeout)
+            if not found:
+                return None
+            snapshot = found[0]
         data: dict[str, Any] = snapshot.to_dict() or {}
-        owner = data.get(OWNER_FIELD)
+        stored_owner = data.get(OWNER_FIELD)
         return OwnedDetail(
             detail=detail_from_document(snapshot.id, data),
-            owner=owner if isinstance(owner, str) else None,
+            owner=stored_owner if isinstance(stored_owner, str) else None,
         )
 
 

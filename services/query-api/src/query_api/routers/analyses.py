@@ -94,7 +94,7 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
         reads: Reads,
         analysis_id: Annotated[str, Path(pattern=ANALYSIS_ID_PATTERN)],
     ) -> Response:
-        found = await reads.get_detail(analysis_id)
+        found = await reads.get_detail(analysis_id, owner=None if user.admin else user.uid)
         # Someone else's analysis answers exactly like a missing one: existence must not leak.
         if found is None or (found.owner != user.uid and not user.admin):
             raise ApiError(404, "not_found", _NOT_FOUND, param="analysis_id")
