@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -53,20 +54,30 @@ def user() -> str:
     return f"u-{uuid.uuid4().hex[:10]}"
 
 
+@contextmanager
+def running_rerun_api(issuer: TestIssuer, **overrides: str) -> Iterator[ManagedProcess]:
+    """A rerun-api process in a fresh project with the job topology applied."""
+    project = f"test-{uuid.uuid4().hex[:12]}"
+    apply_pubsub(project)
+    process = start_rerun_api(project, issuer, **overrides)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="module")
 def api(
     firestore: ManagedProcess, pubsub: ManagedProcess, issuer: TestIssuer
 ) -> Iterator[RerunApi]:
-    project = f"test-{uuid.uuid4().hex[:12]}"
-    apply_pubsub(project)
-    process = start_rerun_api(project, issuer)
-    db = firestore_client(project)
-    try:
-        with httpx.Client(base_url=process.url, timeout=15) as http:
-            yield RerunApi(process, project, db, http, issuer)
-    finally:
-        db.close()
-        process.stop()
+    with running_rerun_api(issuer) as process:
+        project = process.env["GOOGLE_CLOUD_PROJECT"]
+        db = firestore_client(project)
+        try:
+            with httpx.Client(base_url=process.url, timeout=15) as http:
+                yield RerunApi(process, project, db, http, issuer)
+        finally:
+            db.close()
 
 
 def firestore_client(project: str) -> FirestoreClient:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.query_api.conftest import start_query_api
-from tests.rerun_api.conftest import start_rerun_api
-from tests.rerun_api.support import apply_pubsub
+from tests.rerun_api.conftest import running_rerun_api
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess
 
@@ -33,13 +32,8 @@ def query_api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[Managed
 def rerun_api(
     firestore: ManagedProcess, pubsub: ManagedProcess, issuer: TestIssuer
 ) -> Iterator[ManagedProcess]:
-    project = f"sec-{uuid.uuid4().hex[:10]}"
-    apply_pubsub(project)
-    process = start_rerun_api(project, issuer)
-    try:
+    with running_rerun_api(issuer) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def b64(data: bytes) -> str:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 import httpx
 import pytest
 
+from tests.security.conftest import b64
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def old_style(payload: bytes) -> str:

@@ -20,6 +20,18 @@ from tests.support.processes import LOG_DIR, ManagedProcess, free_port
 JUNK = {"Authorization": "Bearer junk"}
 
 
+def junk_from_four_forwarded_clients(url: str) -> list[int]:
+    """Bad tokens claiming (X-Forwarded-For) to come from four different clients."""
+    return [
+        httpx.get(
+            url + "/analyses",
+            headers={**JUNK, "X-Forwarded-For": f"203.0.113.{n}"},
+            timeout=10,
+        ).status_code
+        for n in range(4)
+    ]
+
+
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[ManagedProcess]:
     binary = shutil.which("redis-server")
@@ -103,14 +115,7 @@ def test_x_forwarded_for_is_not_believed_by_default(
 ) -> None:
     api = start_query_api(firestore.host, issuer, project, RATE_LIMIT="3/minute")
     try:
-        statuses = [
-            httpx.get(
-                api.url + "/analyses",
-                headers={**JUNK, "X-Forwarded-For": f"203.0.113.{n}"},
-                timeout=10,
-            ).status_code
-            for n in range(4)
-        ]
+        statuses = junk_from_four_forwarded_clients(api.url)
         # Four "different clients" are one client: the connecting peer.
         assert statuses == [401, 401, 401, 429]
     finally:
@@ -124,14 +129,7 @@ def test_a_configured_proxy_is_believed(
         firestore.host, issuer, project, RATE_LIMIT="3/minute", FORWARDED_ALLOW_IPS="127.0.0.1"
     )
     try:
-        statuses = [
-            httpx.get(
-                api.url + "/analyses",
-                headers={**JUNK, "X-Forwarded-For": f"203.0.113.{n}"},
-                timeout=10,
-            ).status_code
-            for n in range(4)
-        ]
+        statuses = junk_from_four_forwarded_clients(api.url)
         assert statuses == [401, 401, 401, 401]
     finally:
         api.stop()
