@@ -60,11 +60,14 @@ class RequestGuard:
         await self._run(scope, receive, send)
 
     async def _check(self, scope: Scope) -> None:
+        # Set by the app's lifespan; absent only when an app is driven without one (an
+        # in-process scrape of /metrics), where there is nothing to count against yet.
         state = scope["app"].state
         client = scope.get("client")
         ip = client[0] if client else "unknown"
-        if scope["path"] not in _UNLIMITED_PATHS:
-            state.ip_rate_limiter.hit(ip)
+        ip_limiter = getattr(state, "ip_rate_limiter", None)
+        if ip_limiter is not None and scope["path"] not in _UNLIMITED_PATHS:
+            ip_limiter.hit(ip)
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -77,6 +80,8 @@ class RequestGuard:
                 )
         if scope["method"] in _BODYLESS_METHODS or scope["path"] in _UNLIMITED_PATHS:
             return
+        if getattr(state, "verifier", None) is None:
+            raise ApiError(503, "unavailable", "the service is starting; try again shortly")
         token = bearer_token(_header(scope, b"authorization"))
         # Verification may wait for the first JWKS fetch: off the event loop.
         principal = await anyio.to_thread.run_sync(
