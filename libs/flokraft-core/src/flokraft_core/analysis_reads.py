@@ -25,8 +25,10 @@ from flokraft_core.analyses import (
     detail_from_document,
     list_item_from_document,
 )
+from flokraft_core.change_markers import Marker, read_marker
 from flokraft_core.firestore_client import list_query
 from flokraft_core.page_tokens import PageCursor
+from flokraft_core.read_costs import count_query, count_reads
 
 # Firestore reserves ids of this shape; asking for one is an InvalidArgument, not a miss.
 _RESERVED_ID = re.compile(r"^__.*__$")
@@ -84,12 +86,20 @@ class AnalysisReads:
         db: firestore.AsyncClient,
         collection: str,
         *,
+        markers_collection: str,
         timeout_seconds: float,
         retry_seconds: float,
     ) -> None:
         self._collection = db.collection(collection)
+        self._markers = db.collection(markers_collection)
         self._timeout = timeout_seconds
         self._retry = bounded_retry(retry_seconds) if retry_seconds > 0 else None
+
+    async def marker(self, user_id: str) -> Marker | None:
+        """The user's change marker (one document), or None if the user has none yet."""
+        return await read_marker(
+            self._markers, user_id, rpc_timeout=self._timeout, retry=self._retry
+        )
 
     async def list_page(
         self, filters: ListFilters, *, cursor: PageCursor | None, limit: int
@@ -111,6 +121,7 @@ class AnalysisReads:
             if cursor is not None:
                 raise InvalidCursor(str(exc)) from exc
             raise
+        count_query(len(snapshots))
         items: list[AnalysisListItem] = []
         last: tuple[str, dict[str, Any]] | None = None
         for snapshot in snapshots[:limit]:
@@ -131,6 +142,7 @@ class AnalysisReads:
             retry=self._retry,
             timeout=self._timeout,
         )
+        count_reads(1)
         if not snapshot.exists:
             return None
         data: dict[str, Any] = snapshot.to_dict() or {}

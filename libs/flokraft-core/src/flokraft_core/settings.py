@@ -25,6 +25,10 @@ class CoreSettings(BaseSettings):
     )
     firestore_database: str = Field("(default)", description="Firestore database id.")
     firestore_collection: str = Field("analyses", description="Collection holding analyses.")
+    firestore_feed_collection: str = Field(
+        "analysis_feeds",
+        description="Collection of per-user change markers (one small document per user).",
+    )
 
     pubsub_topic: str = Field("analysis-jobs", description="Topic that carries job messages.")
     pubsub_subscription: str = Field(

@@ -7,8 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from query_api.etag import strong_etag
-
 CACHE_CONTROL = "private, no-cache"
 # Two callers never share a list: the answer depends on who the token says they are.
 VARY = "Authorization"
@@ -43,7 +41,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 CACHE_HEADERS: dict[str, Any] = {
-    "ETag": {"description": "Strong tag of the body.", "schema": {"type": "string"}},
+    "ETag": {
+        "description": "Tag for If-None-Match: weak and made from the caller's change marker "
+        "on the user list, strong (a hash of the body) elsewhere.",
+        "schema": {"type": "string"},
+    },
     "Cache-Control": {"description": CACHE_CONTROL, "schema": {"type": "string"}},
 }
 
@@ -60,5 +62,5 @@ PAGE_HEADERS: dict[str, Any] = {
 }
 
 
-def cache_headers(body: bytes) -> dict[str, str]:
-    return {"ETag": strong_etag(body), "Cache-Control": CACHE_CONTROL, "Vary": VARY}
+def cache_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": VARY}

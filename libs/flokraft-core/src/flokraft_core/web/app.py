@@ -8,12 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import log_memory_forever
+from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
@@ -28,6 +29,13 @@ _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 _HANDLER_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+async def _label_reads(request: Request) -> None:
+    # Async on purpose: a sync dependency runs in a worker thread, whose context copy
+    # would not carry the label back to the route.
+    route = request.scope.get("route")
+    bind_route(getattr(route, "path", "other"))
+
+
 def create_service_app(
     settings: CoreSettings,
     *,
@@ -39,6 +47,7 @@ def create_service_app(
     liveness: LivenessCheck | None = None,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    set_service(settings.service_name)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +69,13 @@ def create_service_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await memory_task
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=app_lifespan,
+        dependencies=[Depends(_label_reads)],
+    )
     install_error_handlers(app)
     app.include_router(health_router(readiness or {}, settings.readiness_timeout_seconds, liveness))
     for router in routers:

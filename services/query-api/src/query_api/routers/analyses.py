@@ -11,8 +11,9 @@ from flokraft_core.analyses import AnalysisDetail, AnalysisListItem, AnalysisTyp
 from flokraft_core.analysis_reads import ListFilters
 from flokraft_core.web.errors import ApiError
 from flokraft_core.web.security import CurrentUser
-from query_api.dependencies import Reads, Settings
-from query_api.listing import conditional_json, page_response
+from query_api.dependencies import Reads, Settings, Versions
+from query_api.etag import strong_etag
+from query_api.listing import conditional_json, user_page_response
 from query_api.params import ANALYSIS_ID_PATTERN, PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
 from query_api.responses import (
     CACHE_HEADERS,
@@ -45,6 +46,7 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
         request: Request,
         user: CurrentUser,
         reads: Reads,
+        versions: Versions,
         settings: Settings,
         analysis_type: AnalysisType = AnalysisType.COUPLE,
         user_id: Annotated[
@@ -71,8 +73,8 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
             analysis_type=analysis_type.value,
             status=None if status is None else status.value,
         )
-        return await page_response(
-            request, reads, settings, filters, limit=limit, page_token=page_token
+        return await user_page_response(
+            request, reads, versions, settings, filters, limit=limit, page_token=page_token
         )
 
     @router.get(
@@ -99,6 +101,6 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
         if found is None or (found.owner != user.uid and not user.admin):
             raise ApiError(404, "not_found", _NOT_FOUND, param="analysis_id")
         body = found.detail.model_dump_json().encode()
-        return conditional_json(request, body, cache_headers(body))
+        return conditional_json(request, body, cache_headers(strong_etag(body)))
 
     return router
