@@ -235,19 +235,25 @@ def documents_read(url: str) -> float:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    """User + system CPU of the process and its children (gunicorn's worker)."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 async def measured(
-    arm: Callable[[], Awaitable[ArmResult]], process: psutil.Process, url: str
+    arm: Callable[[], Awaitable[ArmResult]],
+    process: psutil.Process,
+    reads: Callable[[], float],
 ) -> ArmResult:
-    """Runs `arm` against the query-api at `url`, adding its CPU, reads and RSS."""
-    reads_before, cpu_before = documents_read(url), cpu_seconds(process)
+    """Runs `arm` against the server `process`, adding its CPU, reads and RSS."""
+    reads_before, cpu_before = reads(), cpu_seconds(process)
     with RssSampler(process.pid) as sampler:
         result = await arm()
     result.cpu_seconds = cpu_seconds(process) - cpu_before
-    result.documents_read = documents_read(url) - reads_before
+    result.documents_read = reads() - reads_before
     result.rss_samples = sampler.samples
     return result
 
@@ -477,13 +483,16 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
                     await one(index)
                 return one
 
+            old_reads = [0.0]  # the old backend exports no metrics: count what it returns
+
             async def flask_one(index: int) -> int:
                 user = USERS[index % len(USERS)]
                 response = await client.get(
                     flask_url + "/analyses", params={"user_id": user, "analysis_type": "couple"}
                 )
-                ok = response.status_code == 200 and 0 < len(response.json()) <= PAGE
-                return 200 if ok else 0
+                rows = len(response.json()) if response.status_code == 200 else 0
+                old_reads[0] += max(1, rows)
+                return 200 if 0 < rows <= PAGE else 0
 
             async def raw_one(index: int) -> int:
                 query = list_query(
@@ -503,6 +512,13 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             qa_process = psutil.Process(query_api.popen.pid)
             feed_process = psutil.Process(feed_api.popen.pid)
             rss_warm = qa_process.memory_info().rss
+
+            def qa_reads() -> float:
+                return documents_read(qa_url)
+
+            def feed_reads() -> float:
+                return documents_read(feed_url)
+
             # The same user page, one at a time: how list latency scales with the collection.
             seq_qa = await run_load("query-api seq", qa_one, sequential, 1)
             seq_raw = await run_load("raw seq", raw_one, sequential, 1)
@@ -515,16 +531,19 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             raw = await load(RAW, raw_one)()
             raw.documents_read = sum(PAGE + 1 for _ in raw.latencies_ms)  # by construction
             arms.append(raw)
-            arms.append(await measured(load(FULL, qa_one), qa_process, qa_url))
+            arms.append(await measured(load(FULL, qa_one), qa_process, qa_reads))
             polls = load(COND, await conditional(qa_url))
-            arms.append(await measured(polls, qa_process, qa_url))
+            arms.append(await measured(polls, qa_process, qa_reads))
             polls = load(COND_W, await conditional(qa_url))
-            arms.append(await with_writer(writer, lambda: measured(polls, qa_process, qa_url)))
+            arms.append(await with_writer(writer, lambda: measured(polls, qa_process, qa_reads)))
             polls = load(FEED, await conditional(feed_url))
-            arms.append(await measured(polls, feed_process, feed_url))
+            arms.append(await measured(polls, feed_process, feed_reads))
             polls = load(FEED_W, await conditional(feed_url))
-            arms.append(await with_writer(writer, lambda: measured(polls, feed_process, feed_url)))
-            arms.append(await load(OLD, flask_one)())
+            arms.append(
+                await with_writer(writer, lambda: measured(polls, feed_process, feed_reads))
+            )
+            flask_process = psutil.Process(flask.popen.pid)
+            arms.append(await measured(load(OLD, flask_one), flask_process, lambda: old_reads[0]))
             for arm in arms:
                 print(f"[{n_docs}] {arm.name}: {arm.seconds:.0f} s", flush=True)
             rss_end = qa_process.memory_info().rss
@@ -555,8 +574,8 @@ def report(r: SizeResult, concurrency: int) -> None:
         f"{concurrency} concurrent pollers\n"
     )
     print(
-        "| arm | requests | errors | 304s | req/s | p50 ms | p99 ms | query-api CPU ms/poll "
-        "| documents read/poll | RSS growth |"
+        "| arm | requests | errors | 304s | req/s | p50 ms | p99 ms | server CPU ms/poll "
+        "| documents read/poll | server RSS growth |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for arm in r.arms:
@@ -582,7 +601,9 @@ def report(r: SizeResult, concurrency: int) -> None:
     print(
         f"- full page vs the old backend: throughput ratio {full.throughput / old.throughput:.2f}, "
         f"p99 ratio {full.pct(0.99) / old.pct(0.99):.2f}; conditional vs the old backend: "
-        f"throughput {cond.throughput / old.throughput:.1f}x"
+        f"throughput {cond.throughput / old.throughput:.1f}x, CPU per poll "
+        f"{(cond.per_poll(cond.cpu_seconds) or 0) / (old.per_poll(old.cpu_seconds) or 1):.0%} "
+        "of the old backend's"
     )
     print(
         f"- query-api RSS after warm-up {mb(r.rss_warm)}, at the end {mb(r.rss_end)}, "
