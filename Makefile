@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emulator/server
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
-.PHONY: help install dev test test-fast lint typecheck token seed render-k8s \
+.PHONY: help install dev test test-fast lint typecheck token seed backfill-markers render-k8s \
         bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
@@ -52,11 +52,16 @@ seed: install ## write N demo analyses into the running dev stack: make seed n=1
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
 	  $(UV) run --frozen python -m flokraft_core.demo_data --n "$(or $(n),1000)"
 
+backfill-markers: install ## create change markers for users who have none (documents the old backend wrote)
+	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
+	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
+
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh
 
-bench-query: install ## query-api vs the seed's Flask endpoint (prints numbers)
-	$(UV) run --frozen python bench/query_bench.py
+bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend (prints numbers, writes plots)
+	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
+	$(UV) run --frozen python bench/plot_query_bench.py
 
 bench-rerun: install ## POST /rerun latency vs the bare transaction + publish
 	$(UV) run --frozen python bench/rerun_bench.py
