@@ -7,7 +7,6 @@ Nothing read here is kept after the call returns: no caches keyed by analysis.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,14 +22,11 @@ from flokraft_core.analyses import (
     AnalysisDetail,
     AnalysisListItem,
     detail_from_document,
+    is_valid_document_id,
     list_item_from_document,
 )
 from flokraft_core.firestore_client import list_query
 from flokraft_core.page_tokens import PageCursor
-
-# Firestore reserves ids of this shape; asking for one is an InvalidArgument, not a miss.
-_RESERVED_ID = re.compile(r"^__.*__$")
-_MAX_ID_BYTES = 1500
 
 
 class InvalidCursor(ValueError):
@@ -55,16 +51,6 @@ class AnalysisPage:
 class OwnedDetail:
     detail: AnalysisDetail
     owner: str | None
-
-
-def is_valid_document_id(doc_id: str) -> bool:
-    return (
-        bool(doc_id)
-        and "/" not in doc_id
-        and doc_id not in {".", ".."}
-        and not _RESERVED_ID.match(doc_id)
-        and len(doc_id.encode()) <= _MAX_ID_BYTES
-    )
 
 
 def bounded_retry(total_seconds: float) -> AsyncRetry:

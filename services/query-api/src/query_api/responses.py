@@ -1,12 +1,12 @@
-"""The error body and the non-200 answers every route declares, so that the OpenAPI
-document is complete enough for clients and for schemathesis to check against."""
+"""The non-200 answers every route declares (the error ones are core's, shared with
+rerun-api), so that the OpenAPI document is complete enough for clients and for
+schemathesis to check against."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
+from flokraft_core.web.errors import STANDARD_ERRORS
 from query_api.etag import strong_etag
 
 CACHE_CONTROL = "private, no-cache"
@@ -14,33 +14,12 @@ CACHE_CONTROL = "private, no-cache"
 VARY = "Authorization"
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
-    request_id: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
-
-
 NOT_MODIFIED: dict[str, Any] = {
     "description": "The If-None-Match tag is current; no body.",
     "content": {},
 }
 
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    304: NOT_MODIFIED,
-    401: _error("Missing, expired, badly signed or wrong-audience bearer token."),
-    422: _error("A parameter is invalid; `error.param` names it."),
-    429: _error("Rate limit exceeded; see Retry-After."),
-    503: _error("Firestore or the token keys are unavailable; retry shortly."),
-}
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {304: NOT_MODIFIED, **STANDARD_ERRORS}
 
 CACHE_HEADERS: dict[str, Any] = {
     "ETag": {"description": "Strong tag of the body.", "schema": {"type": "string"}},
