@@ -46,11 +46,11 @@ lint: install ## ruff and mypy
 typecheck: lint
 
 token: install ## print a local token: make token uid=alice [admin=1]
-	@$(UV) run --frozen python -m flokraft_core.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
+	@$(UV) run --frozen python -m flokraft_core.dev.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
 
 seed: install ## write N demo analyses into the running dev stack: make seed n=1000
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
-	  $(UV) run --frozen python -m flokraft_core.demo_data --n "$(or $(n),1000)"
+	  $(UV) run --frozen python -m flokraft_core.dev.demo_data --n "$(or $(n),1000)"
 
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh

@@ -52,8 +52,8 @@ import httpx
 import psutil
 from google.cloud import firestore
 
-from flokraft_core import devauth
-from flokraft_core.demo_data import seed_analyses
+from flokraft_core.dev import devauth
+from flokraft_core.dev.demo_data import seed_analyses
 from flokraft_core.firestore_client import list_query
 
 REPO = Path(__file__).resolve().parents[1]
