@@ -55,7 +55,7 @@ seed: install ## write N demo analyses into the running dev stack: make seed n=1
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh
 
-bench-query: install ## query-api vs the seed's Flask endpoint (prints numbers)
+bench-query: install ## query-api vs the old backend's fixed endpoint (prints numbers)
 	$(UV) run --frozen python bench/query_bench.py
 
 bench-rerun: install ## POST /rerun latency vs the bare transaction + publish

@@ -1,4 +1,5 @@
-"""Benchmark of query-api's polled list against the raw Firestore query and the seed's Flask.
+"""Benchmark of query-api's polled list against the raw Firestore query and the old
+Flask backend's fixed endpoint.
 
 For each collection size (default 5,000 and 50,000 analyses of 10 KB text, 10 users) on a
 fresh Firestore emulator, in one run:
@@ -10,7 +11,8 @@ fresh Firestore emulator, in one run:
    - raw: the exact `list_query(...)` query-api runs (limit+1 rows, projected), from
      Python with the AsyncClient, same concurrency;
    - query-api: the real service process (uvicorn), bearer tokens, RATE_LIMIT set high;
-   - seed-flask: the guide's Fix 1 + Fix 3 endpoint under gunicorn with one worker;
+   - old-backend: the old Flask backend's fixed endpoint (its debugging guide's Fix 1 +
+     Fix 3) under gunicorn with one worker;
 4. latency p50/p99, throughput, errors; query-api's RSS sampled through its arm (peak)
    and at the end.
 
@@ -201,7 +203,7 @@ class SizeResult:
     seq_raw: ArmResult
     raw: ArmResult
     qa: ArmResult
-    seed: ArmResult
+    old_backend: ArmResult
     rss_warm: int
     rss_end: int
     rss_peak: int
@@ -250,7 +252,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
         )
         procs.append(query_api)
         flask = spawn(
-            f"seed-flask-{n_docs}",
+            f"old-backend-{n_docs}",
             [
                 sys.executable,
                 "-m",
@@ -260,7 +262,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
                 "-b",
                 f"127.0.0.1:{flask_port}",
                 "--chdir",
-                str(REPO / "bench/seed_flask_baseline"),
+                str(REPO / "bench/old_backend_baseline"),
                 "app:app",
             ],
             env,
@@ -321,8 +323,10 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             qa.rss_samples = sampler.samples
             rss_end = qa_process.memory_info().rss
             print(f"[{n_docs}] query-api arm done in {qa.seconds:.0f} s", flush=True)
-            seed = await run_load("seed flask (gunicorn -w 1)", flask_one, requests, concurrency)
-            print(f"[{n_docs}] seed-flask arm done in {seed.seconds:.0f} s", flush=True)
+            old_backend = await run_load(
+                "old backend (gunicorn -w 1)", flask_one, requests, concurrency
+            )
+            print(f"[{n_docs}] old-backend arm done in {old_backend.seconds:.0f} s", flush=True)
         adb.close()  # type: ignore[no-untyped-call]
         return SizeResult(
             n=n_docs,
@@ -331,7 +335,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             seq_raw=seq_raw,
             raw=raw,
             qa=qa,
-            seed=seed,
+            old_backend=old_backend,
             rss_warm=rss_warm,
             rss_end=rss_end,
             rss_peak=max([*qa.rss_samples, rss_end]),
@@ -350,7 +354,7 @@ def report(r: SizeResult, concurrency: int) -> None:
     )
     print("| arm | requests | errors | req/s | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for arm in (r.raw, r.qa, r.seed):
+    for arm in (r.raw, r.qa, r.old_backend):
         print(
             f"| {arm.name} | {len(arm.latencies_ms)} | {arm.errors} | {arm.throughput:.1f} "
             f"| {arm.pct(0.5):.1f} | {arm.pct(0.99):.1f} |"
@@ -361,9 +365,10 @@ def report(r: SizeResult, concurrency: int) -> None:
         f"{r.qa.pct(0.5) - r.raw.pct(0.5):+.1f} / {r.qa.pct(0.99) - r.raw.pct(0.99):+.1f} ms"
         " (target: p99 <= 5 ms)"
     )
+    old = r.old_backend
     print(
-        f"- query-api vs seed flask: throughput ratio {r.qa.throughput / r.seed.throughput:.2f}, "
-        f"p99 ratio {r.qa.pct(0.99) / r.seed.pct(0.99):.2f} (query-api / seed)"
+        f"- query-api vs the old backend: throughput ratio {r.qa.throughput / old.throughput:.2f}, "
+        f"p99 ratio {r.qa.pct(0.99) / old.pct(0.99):.2f} (query-api / old backend)"
     )
     print(
         f"- query-api RSS after warm-up {mb(r.rss_warm)}, at the end {mb(r.rss_end)}, "
