@@ -57,6 +57,7 @@ from google.cloud import firestore
 from flokraft_core.dev import devauth
 from flokraft_core.dev.demo_data import seed_analyses
 from flokraft_core.firestore_client import list_query
+from pubsub_emulator.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench-query"
@@ -64,12 +65,6 @@ AUDIENCE = "flokraft-bench"
 USERS = [f"user{i}" for i in range(10)]
 PAGE = 50
 LOG_DIR = REPO / ".local" / "bench-logs"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
