@@ -21,6 +21,7 @@ from flokraft_core.analyses import (
     OWNER_FIELD,
     AnalysisDetail,
     AnalysisListItem,
+    Fields,
     detail_from_document,
     is_valid_document_id,
     list_item_from_document,
@@ -130,7 +131,7 @@ class AnalysisReads:
 def _cursor_after(doc_id: str, data: dict[str, Any]) -> PageCursor | None:
     # The raw value, not the converted one: Firestore timestamps keep their nanoseconds,
     # so the next page starts exactly after this row.
-    raw = data.get("timestamp")
+    raw = data.get(Fields.TIMESTAMP)
     if not isinstance(raw, datetime):
         # Old documents with a non-timestamp `timestamp` sort before all timestamps (in
         # Firestore's type order, descending) and cannot be encoded in a cursor: such a
