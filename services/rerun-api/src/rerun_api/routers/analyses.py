@@ -7,9 +7,11 @@ reconciler (rerun_api.outbox) publishes whatever is still marked.
 
 from __future__ import annotations
 
-from typing import Final
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from prometheus_client import Counter
@@ -27,8 +29,8 @@ from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
-from rerun_api.dependencies import Commands, Idempotency, Publisher, Settings
-from rerun_api.idempotency import IdempotencyKey, body_hash, idempotent
+from rerun_api.dependencies import Commands, IdempotencyScope, Publisher, Settings
+from rerun_api.idempotency import body_hash
 from rerun_api.schemas import (
     AnalysisCreated,
     CreateAnalysisRequest,
@@ -91,6 +93,17 @@ async def _publish(
     return published
 
 
+def _job_publishing(
+    request: Request, commands: Commands, publisher: Publisher, settings: Settings
+) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
+    return functools.partial(_publish, request, commands, publisher, settings)
+
+
+# `await publish(queued, operation)`: publishes a committed job now, or leaves it to the
+# outbox; returns whether Pub/Sub confirmed it.
+PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends(_job_publishing)]
+
+
 @router.post(
     "/analyses",
     status_code=201,
@@ -103,13 +116,11 @@ async def _publish(
     },
 )
 async def create(
-    request: Request,
     body: CreateAnalysisRequest,
     principal: CurrentUser,
-    key: IdempotencyKey,
-    store: Idempotency,
+    once: IdempotencyScope,
     commands: Commands,
-    publisher: Publisher,
+    publish: PublishJob,
     settings: Settings,
 ) -> JSONResponse:
     if is_file_url(body.video_url) and not settings.allow_file_urls:
@@ -119,8 +130,7 @@ async def create(
             "video_url: file:// URLs are not accepted here; use gs:// or https://",
             param="video_url",
         )
-    request_hash = body_hash(body.model_dump(mode="json"))
-    async with idempotent(store, key, principal, request, request_hash) as attempt:
+    async with once(body_hash(body.model_dump(mode="json"))) as attempt:
         if attempt.replay is not None:
             return attempt.replay
         queued = await commands.create(
@@ -132,7 +142,7 @@ async def create(
                 analysis_type=body.analysis_type,
             )
         )
-        await _publish(request, commands, publisher, settings, queued, "create")
+        await publish(queued, "create")
         item = list_item_from_document(queued.analysis_id, queued.data)
         created = AnalysisCreated(**item.model_dump()).model_dump(mode="json")
         log.info("analysis_created", analysis_id=queued.analysis_id)
@@ -157,16 +167,13 @@ async def create(
     },
 )
 async def rerun(
-    request: Request,
     analysis_id: AnalysisIdPath,
     principal: CurrentUser,
-    key: IdempotencyKey,
-    store: Idempotency,
+    once: IdempotencyScope,
     commands: Commands,
-    publisher: Publisher,
-    settings: Settings,
+    publish: PublishJob,
 ) -> JSONResponse:
-    async with idempotent(store, key, principal, request, body_hash(None)) as attempt:
+    async with once(body_hash(None)) as attempt:
         if attempt.replay is not None:
             return attempt.replay
         try:
@@ -182,7 +189,7 @@ async def rerun(
                 f"analysis {analysis_id} is already {exc.status}; it was not queued again",
                 extra={"status": exc.status, "generation": exc.generation},
             ) from exc
-        published = await _publish(request, commands, publisher, settings, queued, "rerun")
+        published = await publish(queued, "rerun")
         accepted = RerunAccepted(
             id=queued.analysis_id,
             status=queued.status,
