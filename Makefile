@@ -46,11 +46,14 @@ lint: install ## ruff and mypy
 typecheck: lint
 
 token: install ## print a local token: make token uid=alice [admin=1]
-	@$(UV) run --frozen python -m flokraft_core.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
+	@$(UV) run --frozen python -m flokraft_core.dev.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
 
 seed: install ## write N demo analyses into the running dev stack: make seed n=1000
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
-	  $(UV) run --frozen python -m flokraft_core.demo_data --n "$(or $(n),1000)"
+	  $(UV) run --frozen python -m flokraft_core.dev.demo_data --n "$(or $(n),1000)"
+	@# The demo data is written directly, as the old backend wrote it: give its users markers.
+	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
+	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
 
 backfill-markers: install ## create change markers for users who have none (documents the old backend wrote)
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
@@ -59,7 +62,7 @@ backfill-markers: install ## create change markers for users who have none (docu
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh
 
-bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend (prints numbers, writes plots)
+bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend's fixed endpoint (prints numbers, writes plots)
 	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_query_bench.py
 

@@ -1,4 +1,5 @@
-"""Benchmark of query-api's polled list against the raw Firestore query and the seed's Flask.
+"""Benchmark of query-api's polled list against the raw Firestore query and the old
+Flask backend's fixed endpoint.
 
 For each collection size (default 5,000 and 50,000 analyses of 10 KB text, 10 users) on a
 fresh Firestore emulator, in one run:
@@ -67,10 +68,11 @@ import httpx
 import psutil
 from google.cloud import firestore
 
-from flokraft_core import devauth
 from flokraft_core.change_markers import backfill_markers, bump_marker
-from flokraft_core.demo_data import seed_analyses
+from flokraft_core.dev import devauth
+from flokraft_core.dev.demo_data import seed_analyses
 from flokraft_core.firestore_client import list_query
+from pubsub_emulator.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench-query"
@@ -78,12 +80,6 @@ AUDIENCE = "flokraft-bench"
 USERS = [f"user{i}" for i in range(10)]
 PAGE = 50
 LOG_DIR = REPO / ".local" / "bench-logs"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -381,7 +377,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
         started = time.perf_counter()
         sync_db = firestore.Client(project=PROJECT)
         seed_analyses(sync_db, "analyses", n_docs)
-        # The seed writes documents directly, as the old backend did: give their owners
+        # The demo data is written directly, as the old backend wrote it: give their owners
         # markers, as an operator would with the backfill command.
         backfill = backfill_markers(sync_db, "analyses", "analysis_feeds")
         sync_db.close()  # type: ignore[no-untyped-call]
@@ -406,7 +402,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
         )
         procs.append(feed_api)
         flask = spawn(
-            f"old-flask-{n_docs}",
+            f"old-backend-{n_docs}",
             [
                 sys.executable,
                 "-m",
@@ -416,7 +412,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
                 "-b",
                 f"127.0.0.1:{flask_port}",
                 "--chdir",
-                str(REPO / "bench/seed_flask_baseline"),
+                str(REPO / "bench/old_backend_baseline"),
                 "app:app",
             ],
             env,

@@ -243,7 +243,7 @@ def test_files_are_written_only_to_mounted_volumes(rendered: dict[str, Any], pro
             mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
             command = " ".join(container.get("command", []) + container.get("args", []))
             paths = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-            if "flokraft_core.devauth" in command:
+            if "flokraft_core.dev.devauth" in command:
                 assert "DEVAUTH_KEY_FILE" in paths, f"{container['name']}: no DEVAUTH_KEY_FILE"
             for name in writable_settings:
                 if name in paths:

@@ -7,7 +7,6 @@ Nothing read here is kept after the call returns: no caches keyed by analysis.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,17 +21,15 @@ from flokraft_core.analyses import (
     OWNER_FIELD,
     AnalysisDetail,
     AnalysisListItem,
+    Fields,
     detail_from_document,
+    is_valid_document_id,
     list_item_from_document,
 )
 from flokraft_core.change_markers import Marker, read_marker
 from flokraft_core.firestore_client import list_query
 from flokraft_core.page_tokens import PageCursor
 from flokraft_core.read_costs import count_query, count_reads
-
-# Firestore reserves ids of this shape; asking for one is an InvalidArgument, not a miss.
-_RESERVED_ID = re.compile(r"^__.*__$")
-_MAX_ID_BYTES = 1500
 
 
 class InvalidCursor(ValueError):
@@ -57,16 +54,6 @@ class AnalysisPage:
 class OwnedDetail:
     detail: AnalysisDetail
     owner: str | None
-
-
-def is_valid_document_id(doc_id: str) -> bool:
-    return (
-        bool(doc_id)
-        and "/" not in doc_id
-        and doc_id not in {".", ".."}
-        and not _RESERVED_ID.match(doc_id)
-        and len(doc_id.encode()) <= _MAX_ID_BYTES
-    )
 
 
 def bounded_retry(total_seconds: float) -> AsyncRetry:
@@ -156,7 +143,7 @@ class AnalysisReads:
 def _cursor_after(doc_id: str, data: dict[str, Any]) -> PageCursor | None:
     # The raw value, not the converted one: Firestore timestamps keep their nanoseconds,
     # so the next page starts exactly after this row.
-    raw = data.get("timestamp")
+    raw = data.get(Fields.TIMESTAMP)
     if not isinstance(raw, datetime):
         # Old documents with a non-timestamp `timestamp` sort before all timestamps (in
         # Firestore's type order, descending) and cannot be encoded in a cursor: such a

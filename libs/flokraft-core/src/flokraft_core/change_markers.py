@@ -30,8 +30,8 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import AsyncRetry
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
+from google.cloud.firestore_v1.base_collection import BaseCollectionReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
-from google.cloud.firestore_v1.collection import CollectionReference
 
 from flokraft_core.firestore_client import sync_client
 from flokraft_core.read_costs import count_reads
@@ -81,11 +81,7 @@ def bump_fields(user_id: str) -> dict[str, Any]:
     }
 
 
-def bump_marker(
-    writer: MarkerWriter,
-    markers: CollectionReference | AsyncCollectionReference,
-    user_id: str,
-) -> None:
+def bump_marker(writer: MarkerWriter, markers: BaseCollectionReference[Any], user_id: str) -> None:
     """Adds the bump to `writer`; it lands atomically with the write it accompanies.
     Merge-set, so the first bump creates the marker and later ones never clobber it."""
     writer.set(markers.document(marker_id(user_id)), bump_fields(user_id), merge=True)

@@ -7,7 +7,6 @@ are set, so nothing here has an "emulator mode".
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator
@@ -84,8 +83,3 @@ class HttpServiceSettings(CoreSettings):
         "memory://",
         description="`limits` storage: memory:// (per replica) or redis://host:6379 (shared).",
     )
-
-
-@lru_cache(maxsize=1)
-def core_settings() -> CoreSettings:
-    return CoreSettings()

@@ -24,6 +24,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built once; routes get it through query_api.dependencies.
         app.state.db = async_client(settings)
         app.state.reads = AnalysisReads(
             app.state.db,
@@ -73,7 +74,7 @@ app = create_app()
 
 def run() -> None:
     settings = get_settings()
-    serve(app, settings, host=settings.host, port=settings.port)
+    serve(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

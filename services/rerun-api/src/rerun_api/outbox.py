@@ -13,14 +13,9 @@ import asyncio
 import random
 from datetime import timedelta
 
-from google.cloud import firestore
 from prometheus_client import Counter, Gauge
 
-from flokraft_core.analysis_commands import (
-    PendingPublish,
-    clear_publish_pending,
-    find_pending_publishes,
-)
+from flokraft_core.analysis_commands import AnalysisCommands, PendingPublish
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import new_job
 from flokraft_core.logs import get_logger
@@ -45,21 +40,18 @@ LAST_PENDING = Gauge(
 
 class OutboxReconciler:
     def __init__(
-        self, db: firestore.AsyncClient, publisher: JobPublisher, settings: RerunApiSettings
+        self, commands: AnalysisCommands, publisher: JobPublisher, settings: RerunApiSettings
     ) -> None:
-        self._db = db
+        self._commands = commands
         self._publisher = publisher
         self._settings = settings
 
     async def run_once(self) -> int:
         """One pass; returns how many jobs were re-published and their markers cleared."""
         settings = self._settings
-        pending = await find_pending_publishes(
-            self._db,
-            settings.firestore_collection,
+        pending = await self._commands.find_pending_publishes(
             older_than=timedelta(seconds=settings.outbox_max_age_seconds),
             limit=settings.outbox_batch_size,
-            rpc_timeout=settings.firestore_timeout_seconds,
         )
         PENDING_FOUND.inc(len(pending))
         LAST_PENDING.set(len(pending))
@@ -88,13 +80,7 @@ class OutboxReconciler:
             log.warning("outbox_republish_failed", analysis_id=item.analysis_id, error=str(exc))
             return False
         REPUBLISHED.inc()
-        cleared = await clear_publish_pending(
-            self._db,
-            settings.firestore_collection,
-            item.analysis_id,
-            item.generation,
-            rpc_timeout=settings.firestore_timeout_seconds,
-        )
+        cleared = await self._commands.clear_publish_pending(item.analysis_id, item.generation)
         log.info(
             "outbox_republished",
             analysis_id=item.analysis_id,

@@ -80,16 +80,3 @@ class RerunAccepted(BaseModel):
         description="Whether Pub/Sub confirmed the job at once; if not, the outbox sends it."
     )
     queued_at: datetime
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
-    request_id: str | None = None
-    status: str | None = Field(None, description="Current status, on 409 for a busy analysis.")
-    generation: int | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail

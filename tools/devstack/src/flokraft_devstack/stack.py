@@ -90,7 +90,7 @@ def processes(s: StackSettings) -> list[Process]:
         ),
         Process(
             "devauth",
-            f"{py} -m flokraft_core.devauth serve --host {s.host} --port {s.devauth_port}",
+            f"{py} -m flokraft_core.dev.devauth serve --host {s.host} --port {s.devauth_port}",
             "white",
             priority=30,
         ),
