@@ -36,6 +36,7 @@ from flokraft_core.analyses import (
 from flokraft_core.analysis_writes import stage_write
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import JobMessage, new_job
+from flokraft_core.read_costs import count_query, count_reads
 from flokraft_core.status import Move, can_rerun
 
 T = TypeVar("T")
@@ -142,6 +143,7 @@ class AnalysisCommands:
         snapshot = await self._ref(analysis_id).get(
             transaction=transaction, timeout=self._timeout, retry=None
         )
+        count_reads(1)
         return snapshot.to_dict() if snapshot.exists else None
 
     async def create(self, new: NewAnalysis) -> QueuedAnalysis:
@@ -291,7 +293,9 @@ class AnalysisCommands:
             .limit(limit)
         )
         found: list[PendingPublish] = []
-        for snapshot in await query.get(timeout=self._timeout, retry=None):
+        snapshots = await query.get(timeout=self._timeout, retry=None)
+        count_query(len(snapshots))
+        for snapshot in snapshots:
             data = snapshot.to_dict() or {}
             requested_by = data.get(Fields.REQUESTED_BY) or data.get(OWNER_FIELD) or "reconciler"
             found.append(PendingPublish(snapshot.id, generation_of(data), str(requested_by)[:128]))

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.transaction import Transaction
 
 from flokraft_core.analyses import Fields, Status, as_utc, generation_of, utc_now
 from flokraft_core.analysis_writes import stage_write
+from flokraft_core.read_costs import count_reads
 from flokraft_core.status import Move, allows, parse_status
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ class AnalysisJobStore:
 
     def load(self, analysis_id: str) -> dict[str, Any] | None:
         snapshot = self._ref(analysis_id).get(timeout=self._timeout, retry=self._retry)
+        count_reads(1)
         return snapshot.to_dict() if snapshot.exists else None
 
     def _transact(
@@ -97,6 +99,7 @@ class AnalysisJobStore:
         @firestore.transactional
         def run(transaction: Transaction) -> T:
             snapshot = ref.get(transaction=transaction, timeout=self._timeout)
+            count_reads(1)
             data = snapshot.to_dict() if snapshot.exists else None
             decision = decide(data)
             if decision.move is not None:

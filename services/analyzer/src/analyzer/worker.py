@@ -35,6 +35,7 @@ from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
 from flokraft_core.firestore_client import sync_client
 from flokraft_core.jobs import InvalidJobMessage, JobMessage, decode_job
 from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import reads_labelled
 
 log = get_logger(__name__)
 
@@ -200,7 +201,7 @@ class Worker:
     # --- job messages ----------------------------------------------------------------
 
     def _on_job(self, message: Message) -> None:
-        with self._running():
+        with self._running(), reads_labelled("job"):
             try:
                 action, outcome = self.process(message)
             except Exception as exc:  # Firestore down, etc.: the message comes back later
@@ -322,6 +323,10 @@ class Worker:
     # --- dead letters ----------------------------------------------------------------
 
     def _on_dead_letter(self, message: Message) -> None:
+        with reads_labelled("dead_letter"):
+            self._handle_dead_letter(message)
+
+    def _handle_dead_letter(self, message: Message) -> None:
         try:
             action = handle_dead_letter(self.store, message.data, dict(message.attributes))
         except Exception as exc:

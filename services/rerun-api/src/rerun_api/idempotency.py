@@ -29,6 +29,7 @@ from google.cloud import firestore
 from flokraft_core.analyses import utc_now
 from flokraft_core.auth import Principal
 from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import count_reads
 from flokraft_core.web.errors import ApiError
 from rerun_api.settings import RerunApiSettings
 
@@ -166,6 +167,7 @@ class IdempotencyStore:
             except gexc.AlreadyExists:
                 pass
             snapshot = await ref.get(timeout=self.timeout, retry=None)
+            count_reads(1)
             data = snapshot.to_dict() if snapshot.exists else None
             if data is None:
                 continue

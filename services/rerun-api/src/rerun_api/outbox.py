@@ -19,6 +19,7 @@ from flokraft_core.analysis_commands import AnalysisCommands, PendingPublish
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import new_job
 from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import reads_labelled
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)
@@ -95,7 +96,8 @@ class OutboxReconciler:
             # Jitter keeps replicas started together from scanning in lockstep.
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311
             try:
-                await self.run_once()
+                with reads_labelled("outbox"):
+                    await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # an outage must never end the loop
