@@ -11,6 +11,9 @@ import httpx
 import pytest
 from google.cloud import firestore as gfirestore
 
+from flokraft_core.settings import HttpServiceSettings
+from flokraft_core.web.cors import FrontendCORSMiddleware
+from flokraft_devstack.stack import StackSettings, shared_env
 from tests.browser.support import VIDEO_ENV, cors_env, video_url
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
@@ -227,3 +230,27 @@ def test_a_preflight_asking_for_more_than_is_served_is_refused(apis: Apis) -> No
     wrong_header = _preflight(apis.rerun.url + "/analyses", FRONTEND, "POST", "x-secret")
     for answer in (wrong_method, wrong_header):
         assert answer.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost:5173", True),
+        ("http://127.0.0.1:3000", True),
+        ("http://localhost", True),
+        ("https://localhost:5173", False),
+        ("http://localhost.evil.example:5173", False),
+        ("http://127.0.0.1.evil.example", False),
+        ("https://app.example.com", False),
+    ],
+)
+def test_the_local_profile_allows_any_local_port_and_nothing_else(
+    origin: str, allowed: bool
+) -> None:
+    env = shared_env(StackSettings())
+    settings = HttpServiceSettings(cors_allow_origin_regex=env["CORS_ALLOW_ORIGIN_REGEX"])
+    middleware = FrontendCORSMiddleware(
+        app=lambda *_: None,  # type: ignore[arg-type]
+        allow_origin_regex=settings.cors_allow_origin_regex,
+    )
+    assert middleware.is_allowed_origin(origin) is allowed
