@@ -67,7 +67,9 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     if isinstance(settings, HttpServiceSettings):
-        # Inside the metrics middleware, so preflights are counted like any request.
+        # Inside the metrics middleware, so preflights are counted like any request; any
+        # middleware that answers by itself must be added before this, or its answers
+        # reach the browser without CORS headers (unreadable to the frontend).
         install_cors(app, settings, served_methods(routers))
     Instrumentator(
         should_group_status_codes=False,
