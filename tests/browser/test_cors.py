@@ -127,6 +127,10 @@ def test_every_answer_the_frontend_reads_carries_cors_headers(
     assert page.status_code == 200
     assert page.headers["x-next-page-token"]
     assert 'rel="next"' in page.headers["link"]
+    # What lets the browser's own cache revalidate a plain fetch() poll, per user.
+    assert page.headers["etag"]
+    assert page.headers["cache-control"] == "private, no-cache"
+    assert {"authorization", "origin"} <= _header_set(page, "vary")
     not_modified = httpx.get(
         q + "/analyses?limit=1", headers={**as_alice, "If-None-Match": page.headers["etag"]}
     )
