@@ -16,6 +16,7 @@ from flokraft_core.logs import configure_logging
 from flokraft_core.memory import log_memory_forever
 from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
+from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
@@ -80,6 +81,11 @@ def create_service_app(
     app.include_router(health_router(readiness or {}, settings.readiness_timeout_seconds, liveness))
     for router in routers:
         app.include_router(router)
+    if isinstance(settings, HttpServiceSettings):
+        # Inside the metrics middleware, so preflights are counted like any request; any
+        # middleware that answers by itself must be added before this, or its answers
+        # reach the browser without CORS headers (unreadable to the frontend).
+        install_cors(app, settings, served_methods(routers))
     Instrumentator(
         should_group_status_codes=False,
         excluded_handlers=_NOT_INSTRUMENTED,
