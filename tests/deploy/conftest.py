@@ -43,9 +43,13 @@ def _set(*pairs: str) -> list[str]:
 VARIANTS: dict[str, list[str]] = {
     **PROFILES,
     "keda": _set("keda.enabled=true"),
+    "keda-prometheus": _set("keda.enabled=true", "keda.scaler=prometheus"),
     "prod-keda": [*PROFILES["prod"], *_set("keda.enabled=true")],
     "prometheus-operator": _set("observability.rules.kind=prometheus-operator"),
     "ingress": _set("routing.mode=ingress", "routing.hostnames={api.example.com}"),
+    "knobs": ["-f", str(VALUES_DIR / "knobs.yaml")],
+    "existing-secrets": ["-f", str(VALUES_DIR / "existing-secrets.yaml")],
+    "no-autoscaling": _set(*(f"services.{s}.autoscaling.enabled=false" for s in SERVICES)),
 }
 
 
