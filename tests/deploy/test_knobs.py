@@ -121,6 +121,8 @@ def test_default_spreads_the_apis_across_zones(rendered: dict[str, Docs]) -> Non
         ("services.query-api.role=queue", "role"),
         ("services.analyzer.image.digest=latest", "digest"),
         ("services.query-api.nodeselector.a=b", "nodeselector"),
+        # A misspelt service is a new block, which lacks the required fields.
+        ("services.query-apii.port=8001", "query-apii"),
     ],
 )
 def test_schema_rejects_misplaced_knobs(tools: dict[str, str], setting: str, message: str) -> None:
