@@ -1,5 +1,5 @@
-"""The process's own memory: read for metrics and logged at a steady interval (the seed
-guide's "memory monitoring", without its per-request gc.collect())."""
+"""The process's own memory: read for metrics and logged at a steady interval (the old
+backend's debugging guide's "memory monitoring", without its per-request gc.collect())."""
 
 from __future__ import annotations
 

@@ -9,11 +9,16 @@ number of concurrent requests and is fine for a fairness limit.
 
 from __future__ import annotations
 
-from fastapi import Request
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analyses import OWNER_FIELD, Status
+from flokraft_core.analyses import OWNER_FIELD, Fields, Status
+from flokraft_core.read_costs import count_reads
 from flokraft_core.web.errors import ApiError
 
 ACTIVE_STATUSES = [Status.QUEUED.value, Status.RUNNING.value]
@@ -26,12 +31,14 @@ async def active_count(
     query = (
         db.collection(collection)
         .where(filter=FieldFilter(OWNER_FIELD, "==", uid))
-        .where(filter=FieldFilter("status", "in", ACTIVE_STATUSES))
+        .where(filter=FieldFilter(Fields.STATUS, "in", ACTIVE_STATUSES))
         .count()
     )
     # The stubs type the aggregation query's get() as unbound; the call is the documented one.
     # No retry: an outage answers 503 within the one timeout, like the write after it.
     results = await query.get(retry=None, timeout=rpc_timeout)  # type: ignore[call-arg]
+    # Firestore bills a count as one read per 1,000 index entries (at least one).
+    count_reads(1 + int(results[0][0].value) // 1000)
     return int(results[0][0].value)
 
 
@@ -51,7 +58,7 @@ async def ensure_below_active_cap(
 
 
 async def check_active_cap(request: Request, uid: str) -> None:
-    """The route's one call: the cap and the database from the app."""
+    """The cap and the database from the app."""
     settings = request.app.state.settings
     await ensure_below_active_cap(
         request.app.state.db,
@@ -60,3 +67,11 @@ async def check_active_cap(request: Request, uid: str) -> None:
         cap=settings.max_active_analyses_per_user,
         rpc_timeout=settings.firestore_timeout_seconds,
     )
+
+
+def active_cap(request: Request) -> Callable[[str], Awaitable[None]]:
+    return functools.partial(check_active_cap, request)
+
+
+# `await cap(uid)` in a route raises 429 when the user is at the cap.
+ActiveCap = Annotated[Callable[[str], Awaitable[None]], Depends(active_cap)]

@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import log_memory_forever
+from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
+from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.guard import RequestGuard
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
@@ -31,6 +33,13 @@ _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 _HANDLER_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+async def _label_reads(request: Request) -> None:
+    # Async on purpose: a sync dependency runs in a worker thread, whose context copy
+    # would not carry the label back to the route.
+    route = request.scope.get("route")
+    bind_route(getattr(route, "path", "other"))
+
+
 def create_service_app(
     settings: CoreSettings,
     *,
@@ -42,6 +51,7 @@ def create_service_app(
     liveness: LivenessCheck | None = None,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    set_service(settings.service_name)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,14 +82,25 @@ def create_service_app(
     if isinstance(settings, HttpServiceSettings):
         checks["auth_keys"] = _signing_keys_ready
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=app_lifespan,
+        dependencies=[Depends(_label_reads)],
+    )
     install_error_handlers(app)
     app.include_router(health_router(checks, settings.readiness_timeout_seconds, liveness))
     for router in routers:
         app.include_router(router)
     if isinstance(settings, HttpServiceSettings):
         _document_guard_answers(app)
+        # It answers 401/413/429 by itself, so it sits inside CORS (added first).
         app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+        # Inside the metrics middleware, so preflights are counted like any request; any
+        # middleware that answers by itself must be added before this, or its answers
+        # reach the browser without CORS headers (unreadable to the frontend).
+        install_cors(app, settings, served_methods(routers))
     Instrumentator(
         should_group_status_codes=False,
         excluded_handlers=_NOT_INSTRUMENTED,

@@ -7,14 +7,31 @@ from fastapi import FastAPI
 
 from flokraft_core.settings import HttpServiceSettings
 
+# Without an API's settings (the analyzer's health server): the APIs' default bound.
+_DEFAULT_MAX_HEADER_BYTES = 16384
 
-def trusted_proxies(settings: HttpServiceSettings) -> list[str]:
+
+def trusted_proxies(settings: HttpServiceSettings | None) -> list[str]:
+    if settings is None:
+        return []
     return [item.strip() for item in settings.forwarded_allow_ips.split(",") if item.strip()]
 
 
-def serve(app: FastAPI | str, settings: HttpServiceSettings, *, host: str, port: int) -> None:
-    proxies = trusted_proxies(settings)
-    uvicorn.run(
+def serve(
+    app: FastAPI | str,
+    *,
+    host: str,
+    port: int,
+    http_settings: HttpServiceSettings | None = None,
+    graceful_shutdown_seconds: float = 10,
+    server_class: type[uvicorn.Server] = uvicorn.Server,
+) -> None:
+    """Every service's `run()`. Kubernetes sends SIGTERM and waits
+    terminationGracePeriodSeconds; in-flight requests finish well inside that
+    (`graceful_shutdown_seconds`). `server_class` lets a service act on the signal itself.
+    `http_settings` (the APIs') set the header limit and the trusted proxies."""
+    proxies = trusted_proxies(http_settings)
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -23,14 +40,15 @@ def serve(app: FastAPI | str, settings: HttpServiceSettings, *, host: str, port:
         # h11, not httptools: h11 bounds the request line plus headers, so a megabyte
         # header (a "token" of 32 MB) is refused while it is read, before any of our code.
         http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        h11_max_incomplete_event_size=(
+            http_settings.max_header_bytes if http_settings else _DEFAULT_MAX_HEADER_BYTES
+        ),
         # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any sidecar could
         # pick the client IP the rate limits key on. Only the configured proxies are
         # trusted; with none, the connecting peer is the client.
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
-        # Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds; finish in-flight
-        # requests well inside that.
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(graceful_shutdown_seconds),
         server_header=False,
     )
+    server_class(config).run()
