@@ -79,7 +79,7 @@ export interface components {
         CreateAnalysisRequest: {
             /**
              * Video Url
-             * @description gs:// or https:// URL of the video (file:// only in the local profile).
+             * @description Address of one of the caller's own uploads: by default gs://<VIDEO_BUCKET>/<caller's uid>/<object> (VIDEO_URL_PREFIXES); file:// only in the local profile.
              * @example gs://flokraft-videos/u1/clip.mp4
              */
             video_url: string;
