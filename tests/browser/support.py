@@ -4,6 +4,7 @@ rerun-api accepts is configuration that changes)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,12 @@ def cors_env(*origins: str, regex: str | None = None) -> dict[str, str]:
 
 
 # The local profile's kind of video: a file:// URL below the temp directory, accepted by
-# rerun-api with ALLOW_FILE_URLS (nothing here runs the analyzer, so the file need not exist).
-VIDEO_ENV = {"ALLOW_FILE_URLS": "true"}
+# rerun-api with ALLOW_FILE_URLS below ALLOWED_FILE_ROOTS (nothing here runs the analyzer,
+# so the file need not exist).
+VIDEO_ENV = {
+    "ALLOW_FILE_URLS": "true",
+    "ALLOWED_FILE_ROOTS": json.dumps([tempfile.gettempdir()]),
+}
 
 
 def video_url(uid: str) -> str:

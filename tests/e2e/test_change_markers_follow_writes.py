@@ -114,7 +114,12 @@ def stack(
     video = tmp_path / "clip.mp4"
     write_dance_video(video, duration_seconds=3, bpm=120, dancers="mirrored", size=(160, 90))
     query_api = start_query_api(firestore.host, issuer, project_id)
-    rerun_api = start_rerun_api(project_id, issuer, ALLOW_FILE_URLS="true")
+    rerun_api = start_rerun_api(
+        project_id,
+        issuer,
+        ALLOW_FILE_URLS="true",
+        ALLOWED_FILE_ROOTS=json.dumps([str(tmp_path)]),
+    )
     db = gfs.Client(project=project_id)
     try:
         yield Stack(query_api, rerun_api, issuer, db, project_id, video)
