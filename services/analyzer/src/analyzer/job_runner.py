@@ -212,7 +212,7 @@ class JobRunner:
                     time.sleep(settings.memory_poll_seconds)
                 if process.poll() is not None:
                     continue
-                peak = max(peak, _tree_rss(handle))
+                peak = max(peak, metrics.child_sampled(handle, _tree_rss(handle)))
                 now = time.monotonic()
                 if peak > self._cap_bytes:
                     killed = FailureKind.MEMORY
@@ -229,6 +229,7 @@ class JobRunner:
                     metrics.CHILD_KILLS.labels("superseded" if superseded else killed).inc()
                     process.wait()
                     break
+        metrics.child_ended(handle)
         seconds = time.monotonic() - started
         if final is not None and final.get("peak_rss_bytes"):
             peak = max(peak, int(final["peak_rss_bytes"]))

@@ -12,9 +12,13 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from circus.util import human2bytes
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flokraft_core.logs import use_console
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -34,7 +38,8 @@ class StackSettings(BaseSettings):
     analyzer_port: int = 8003
     analyzer_memory_limit: str = Field("2G", description="Limit of the analyzer's whole tree.")
     state_dir: Path = REPO_ROOT / ".local" / "devstack"
-    log_json: bool = True
+    # auto: readable console lines when `make dev` runs in a terminal, JSON when piped.
+    log_format: Literal["auto", "json", "console"] = "auto"
 
     def ports(self) -> dict[str, int]:
         return {
@@ -66,7 +71,7 @@ def shared_env(s: StackSettings) -> dict[str, str]:
         "AUTH_ISSUER": "flokraft-dev",
         "AUTH_AUDIENCE": s.project,
         "DEVAUTH_KEY_FILE": str(REPO_ROOT / ".local" / "devauth" / "signing-key.pem"),
-        "LOG_JSON": "true" if s.log_json else "false",
+        "LOG_FORMAT": "console" if use_console(s.log_format, sys.stdout) else "json",
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -118,6 +123,8 @@ def processes(s: StackSettings) -> list[Process]:
                 "PORT": str(s.analyzer_port),
                 "ALLOW_FILE_URLS": "true",
                 "ALLOWED_FILE_ROOTS": f'["{tmp}"]',
+                # The tree limit the circus plugin enforces, exported as the analyzer's limit.
+                "MEMORY_LIMIT_BYTES": str(int(human2bytes(s.analyzer_memory_limit))),
             },
             # Longer than the analyzer's own shutdown grace, so a running job can finish.
             options={"graceful_timeout": "75"},

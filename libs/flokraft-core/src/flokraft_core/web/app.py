@@ -13,7 +13,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
-from flokraft_core.memory import log_memory_forever
+from flokraft_core.memory import export_memory_limit, log_memory_forever
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
@@ -38,7 +38,8 @@ def create_service_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     liveness: LivenessCheck | None = None,
 ) -> FastAPI:
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
+    export_memory_limit(settings.memory_limit_bytes)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
