@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emulator/server
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
-.PHONY: help install dev test test-fast lint typecheck token seed render-k8s \
+.PHONY: help install dev dev-observability test test-fast lint typecheck token seed render-k8s \
         bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
@@ -31,6 +31,9 @@ install: .venv/.synced $(FIRESTORE_NODE_MODULES) ## install Python and npm depen
 
 dev: install ## run the emulators and the three services (Ctrl-C stops everything)
 	$(UV) run --frozen python -m flokraft_devstack up
+
+dev-observability: install ## make dev plus Prometheus on localhost:9090 (the chart's alert rules loaded)
+	DEV_PROMETHEUS=true $(UV) run --frozen python -m flokraft_devstack up
 
 test: install $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
 	$(UV) run --frozen pytest

@@ -81,10 +81,25 @@ def cgroup_working_set_bytes(root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
+def process_tree_rss_bytes() -> int:
+    """This process and its children (the analyzer's analysis children)."""
+    total = rss_bytes()
+    for child in _process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
 class ContainerMemoryCollector(Collector):
-    """`flokraft_memory_limit_bytes{source}` and `flokraft_memory_working_set_bytes`, read
-    at scrape time. The limit comes from the cgroup, else from MEMORY_LIMIT_BYTES; with
-    neither there is no sample rather than a made-up one."""
+    """`flokraft_memory_limit_bytes{source}` and `flokraft_memory_working_set_bytes{source}`,
+    read at scrape time: the memory that counts against the limit, and the limit.
+
+    In a container with a memory limit both come from its cgroup (source="cgroup").
+    Without one (the local stack, whose processes share one unlimited cgroup) the limit is
+    MEMORY_LIMIT_BYTES (source="config"), if set, and what counts against it is this
+    process tree's RSS (source="process"), which is what the local stack enforces."""
 
     def __init__(self, root: Path = CGROUP_ROOT) -> None:
         self.root = root
@@ -96,20 +111,22 @@ class ContainerMemoryCollector(Collector):
             "Memory limit of this container: the cgroup's, else the configured one.",
             labels=["source"],
         )
-        from_cgroup = cgroup_memory_limit_bytes(self.root)
-        if from_cgroup is not None:
-            limit.add_metric(["cgroup"], float(from_cgroup))
-        elif self.configured_limit is not None:
-            limit.add_metric(["config"], float(self.configured_limit))
-        yield limit
         working_set = GaugeMetricFamily(
             "flokraft_memory_working_set_bytes",
-            "The container cgroup's memory usage less inactive file pages (what the OOM "
-            "killer weighs against the limit).",
+            "Memory counted against flokraft_memory_limit_bytes: the cgroup's usage less "
+            "inactive file pages (what the OOM killer weighs), else the process tree's RSS.",
+            labels=["source"],
         )
-        value = cgroup_working_set_bytes(self.root)
-        if value is not None:
-            working_set.add_metric([], float(value))
+        from_cgroup = cgroup_memory_limit_bytes(self.root)
+        usage = cgroup_working_set_bytes(self.root) if from_cgroup is not None else None
+        if from_cgroup is not None and usage is not None:
+            limit.add_metric(["cgroup"], float(from_cgroup))
+            working_set.add_metric(["cgroup"], float(usage))
+        else:
+            if self.configured_limit is not None:
+                limit.add_metric(["config"], float(self.configured_limit))
+            working_set.add_metric(["process"], float(process_tree_rss_bytes()))
+        yield limit
         yield working_set
 
     def describe(self) -> Iterable[GaugeMetricFamily]:

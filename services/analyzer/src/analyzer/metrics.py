@@ -85,3 +85,14 @@ JOB_MEMORY_LIMIT = Gauge(
     "Memory cap of one analysis child's process tree (JOB_MEMORY_LIMIT_MB).",
 )
 JOB_MEMORY_LIMIT.set_function(lambda: float(get_settings().job_memory_limit_mb * 2**20))
+
+# Known label values start at 0, so "none so far" is a series at 0 rather than no series:
+# ratios and increase() then answer 0 instead of nothing, and absent data means a broken
+# scrape, not a quiet worker.
+for _outcome in ("done", "failed", "superseded"):
+    JOBS.labels(_outcome)
+    JOB_DURATION.labels(_outcome)
+for _reason in ("memory", "timeout", "shutdown", "superseded"):
+    CHILD_KILLS.labels(_reason)
+for _action in ("marked_failed", "invalid", "missing", "ignored"):
+    DEAD_LETTERS.labels(_action)

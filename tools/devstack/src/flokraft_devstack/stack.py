@@ -19,6 +19,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flokraft_core.logs import use_console
+from flokraft_devstack.prometheus import prometheus_process
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -37,6 +38,8 @@ class StackSettings(BaseSettings):
     rerun_api_port: int = 8002
     analyzer_port: int = 8003
     analyzer_memory_limit: str = Field("2G", description="Limit of the analyzer's whole tree.")
+    prometheus: bool = Field(False, description="Also run Prometheus (make dev-observability).")
+    prometheus_port: int = 9090
     state_dir: Path = REPO_ROOT / ".local" / "devstack"
     # auto: readable console lines when `make dev` runs in a terminal, JSON when piped.
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -129,6 +132,7 @@ def processes(s: StackSettings) -> list[Process]:
             # Longer than the analyzer's own shutdown grace, so a running job can finish.
             options={"graceful_timeout": "75"},
         ),
+        *([prometheus_process(s)] if s.prometheus else []),
     ]
 
 

@@ -42,12 +42,16 @@ def quoted(value: str) -> str:
 
 
 def ratio(status: str) -> str:
-    """Share of each API's requests answered with `status`. The denominator is matched on
-    (cluster, container), so it needs no selector of its own beyond the namespace."""
-    matching = f"rate(http_requests_total{ours(APIS, 'status=~' + quoted(status))}[{RATE}])"
-    every = f'rate(http_requests_total{{namespace="$namespace"}}[{RATE}])'
+    """Share of each API's requests answered with `status`; 0 (not "no data") while
+    there are none. The denominator is matched on (cluster, container), so it needs no
+    selector of its own beyond the namespace."""
     by = "sum by (cluster, container)"
-    return f"{by} ({matching}) / on (cluster, container) {by} ({every})"
+    every = f"rate(http_requests_total{ours(APIS)}[{RATE}])"
+    matching = f"rate(http_requests_total{ours(APIS, 'status=~' + quoted(status))}[{RATE}])"
+    in_namespace = f'rate(http_requests_total{{namespace="$namespace"}}[{RATE}])'
+    return (
+        f"({by} ({matching}) or 0 * {by} ({every})) / on (cluster, container) {by} ({in_namespace})"
+    )
 
 
 def by_hpa(metric: str) -> str:
@@ -161,7 +165,8 @@ def build() -> Dashboard:
                 ),
                 (f"max by (pod) (process_resident_memory_bytes{ours(SERVICES)})", "{{pod}} RSS"),
                 description="Flat is the goal. RSS is the Python process alone; the working "
-                "set is its container's cgroup (with the analyzer's children).",
+                "set is its container's cgroup (with the analyzer's children); where a process "
+                "has no limited cgroup (locally), its process tree's RSS.",
             )
         )
         .with_row(Row("Are analyses failing or backing up?"))
