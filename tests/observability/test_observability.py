@@ -21,6 +21,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from flokraft_observability.local import rule_file_text
+from flokraft_observability.queries import EXTERNAL_METRICS, metric_names
 from tests.observability.chart import render, rule_groups, write_rule_file
 from tests.support.processes import REPO_ROOT
 
@@ -32,21 +34,6 @@ DASHBOARD_DIR = REPO_ROOT / "helm" / "flokraft" / "dashboards"
 DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
 SERVICES = ("query-api", "rerun-api", "analyzer")
 
-# Series no flokraft process exports, queried on purpose: kube-state-metrics, cAdvisor
-# (the kubelet) and Cloud Monitoring's Pub/Sub metrics under GKE managed Prometheus's names.
-EXTERNAL_METRICS = {
-    "kube_deployment_status_replicas_available",
-    "kube_horizontalpodautoscaler_spec_max_replicas",
-    "kube_horizontalpodautoscaler_status_current_replicas",
-    "kube_horizontalpodautoscaler_status_desired_replicas",
-    "kube_pod_container_resource_limits",
-    "kube_pod_container_status_last_terminated_reason",
-    "kube_pod_container_status_restarts_total",
-    "kube_pod_container_status_waiting_reason",
-    "container_memory_working_set_bytes",
-    "pubsub_googleapis_com:subscription_num_undelivered_messages",
-    "pubsub_googleapis_com:subscription_oldest_unacked_message_age",
-}
 SERIES_SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_sum", "_count"),
@@ -54,11 +41,6 @@ SERIES_SUFFIXES = {
 }
 # Series Prometheus itself adds to every target.
 SCRAPE_SERIES = {"up"}
-PROMQL_WORDS = {
-    "sum", "by", "rate", "increase", "histogram_quantile", "max", "min", "avg", "absent",
-    "without", "on", "ignoring", "count", "and", "or", "unless", "le", "bool",
-    "label_replace", "group_left", "group_right",
-}  # fmt: skip
 
 
 def promtool() -> str:
@@ -123,6 +105,11 @@ def test_every_alert_has_summary_description_and_a_runbook_section() -> None:
         assert rule["alert"] in headings, f"docs/runbooks.md has no section {rule['alert']}"
     rendered = [r for g in rule_groups() for r in g["rules"]]
     assert all(r["annotations"]["runbook_url"].startswith("docs/runbooks.md#") for r in rendered)
+
+
+def test_local_prometheus_loads_the_rules_the_chart_renders() -> None:
+    local = yaml.safe_load(rule_file_text("dev-ns", "docs/runbooks.md"))["groups"]
+    assert local == rule_groups("dev-ns")
 
 
 def test_absent_and_kube_state_rules_are_scoped_to_the_release_namespace() -> None:
@@ -275,18 +262,9 @@ def test_rule_objects_are_valid_against_the_published_crds(
     _valid(rules, group, schema)
 
 
-def _metric_names(expr: str) -> set[str]:
-    # Drop strings, then label matchers, ranges and grouping clauses; what is left besides
-    # PromQL words are metric names.
-    bare = re.sub(r"\"[^\"]*\"", " ", expr)
-    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring)\s*\([^)]*\)", " ", bare)
-    words = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare)
-    return {w for w in words if w not in PROMQL_WORDS}
-
-
 def queried_metrics() -> set[str]:
     exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
-    return {name for expr in exprs for name in _metric_names(expr)}
+    return {name for expr in exprs for name in metric_names(expr)}
 
 
 def _exported_series() -> set[str]:

@@ -15,9 +15,9 @@ from flokraft_observability.panels import (
     RATE,
     histogram_quantile,
     kube,
+    new_dashboard,
     ours,
     timeseries,
-    with_variables,
 )
 
 UID = "flokraft-analyzer"
@@ -27,15 +27,8 @@ HPA = kube('horizontalpodautoscaler=~".*analyzer"')
 
 
 def build() -> Dashboard:
-    dashboard = (
-        Dashboard("flokraft analyzer")
-        .uid(UID)
-        .tags(["flokraft", "generated"])
-        .refresh("30s")
-        .time("now-3h", "now")
-    )
     return (
-        with_variables(dashboard)
+        new_dashboard("flokraft analyzer", UID)
         .with_row(Row("Backlog"))
         .with_panel(
             timeseries(

@@ -11,6 +11,7 @@ The analyzer's own dashboard (analyzer.py) goes deeper into the work.
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 
 from flokraft_observability.panels import (
     APIS,
@@ -19,9 +20,9 @@ from flokraft_observability.panels import (
     SERVICES,
     histogram_quantile,
     kube,
+    new_dashboard,
     ours,
     timeseries,
-    with_variables,
 )
 
 UID = "flokraft-overview"
@@ -54,6 +55,16 @@ def ratio(status: str) -> str:
     )
 
 
+def latency(title: str, selector: str) -> Timeseries:
+    metric = "http_request_duration_seconds"
+    return timeseries(
+        title,
+        "s",
+        (histogram_quantile(0.5, metric, selector), "p50"),
+        (histogram_quantile(0.99, metric, selector), "p99"),
+    )
+
+
 def by_hpa(metric: str) -> str:
     return f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_{metric}{kube()})"
 
@@ -80,34 +91,10 @@ def own_memory_fraction() -> str:
 
 
 def build() -> Dashboard:
-    dashboard = (
-        Dashboard("flokraft overview")
-        .uid(UID)
-        .tags(["flokraft", "generated"])
-        .refresh("30s")
-        .time("now-3h", "now")
-    )
     return (
-        with_variables(dashboard)
+        new_dashboard("flokraft overview", UID)
         .with_row(Row("Is the polling API healthy?"))
-        .with_panel(
-            timeseries(
-                "GET /analyses latency (target < 100 ms)",
-                "s",
-                (
-                    histogram_quantile(
-                        0.5, "http_request_duration_seconds", ours("query-api", LIST)
-                    ),
-                    "p50",
-                ),
-                (
-                    histogram_quantile(
-                        0.99, "http_request_duration_seconds", ours("query-api", LIST)
-                    ),
-                    "p99",
-                ),
-            )
-        )
+        .with_panel(latency("GET /analyses latency (target < 100 ms)", ours("query-api", LIST)))
         .with_panel(
             timeseries(
                 "Error (5xx) and rate-limited (429) ratio",
@@ -256,21 +243,8 @@ def build() -> Dashboard:
         )
         .with_row(Row("Commands: rerun-api"))
         .with_panel(
-            timeseries(
-                "POST /analyses/{id}/rerun latency (must answer < 1 s)",
-                "s",
-                (
-                    histogram_quantile(
-                        0.5, "http_request_duration_seconds", ours("rerun-api", RERUN)
-                    ),
-                    "p50",
-                ),
-                (
-                    histogram_quantile(
-                        0.99, "http_request_duration_seconds", ours("rerun-api", RERUN)
-                    ),
-                    "p99",
-                ),
+            latency(
+                "POST /analyses/{id}/rerun latency (must answer < 1 s)", ours("rerun-api", RERUN)
             )
         )
         .with_panel(

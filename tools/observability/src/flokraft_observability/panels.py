@@ -69,7 +69,15 @@ def histogram_quantile(q: float, metric: str, selector: str, by: str = "") -> st
     return f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{selector}[{RATE}])))"
 
 
-def with_variables(dashboard: Dashboard) -> Dashboard:
+def new_dashboard(title: str, uid: str) -> Dashboard:
+    """A dashboard with the variables every flokraft dashboard has."""
+    dashboard = (
+        Dashboard(title)
+        .uid(uid)
+        .tags(["flokraft", "generated"])
+        .refresh("30s")
+        .time("now-3h", "now")
+    )
     return (
         dashboard.with_variable(
             DatasourceVariable("datasource").label("Data source").type("prometheus")
