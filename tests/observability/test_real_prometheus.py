@@ -8,7 +8,7 @@ Queries over kube-state-metrics, cAdvisor and Pub/Sub (Cloud Monitoring) metrics
 local process exports, are listed and answered by synthetic series (synthetic.py); the
 promtool unit tests check the alerts over those metrics fire and stay quiet.
 
-OBSERVABILITY_PICTURES=docs/images OBSERVABILITY_LOAD_SECONDS=240 pytest ... also writes the
+OBSERVABILITY_PICTURES=docs/images OBSERVABILITY_LOAD_SECONDS=200 pytest ... also writes the
 dashboards' pictures for docs/observability.md from this Prometheus, after a longer load.
 """
 
