@@ -4,9 +4,10 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emulator/server
+CLIENTS_NODE_MODULES := clients/typescript/node_modules/openapi-typescript/package.json
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
-.PHONY: help install dev dev-observability test test-fast lint typecheck token seed render-k8s \
+.PHONY: help install dev dev-observability test test-fast lint typecheck token seed backfill-markers render-k8s clients \
         bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
@@ -23,10 +24,14 @@ $(FIRESTORE_NODE_MODULES): tools/firestore-emulator/package-lock.json
 	cd tools/firestore-emulator && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(CLIENTS_NODE_MODULES): clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(K8S_TOOLS):
 	bash scripts/install-k8s-tools.sh
 
-install: .venv/.synced $(FIRESTORE_NODE_MODULES) ## install Python and npm dependencies
+install: .venv/.synced $(FIRESTORE_NODE_MODULES) $(CLIENTS_NODE_MODULES) ## install Python and npm dependencies
 	@true
 
 dev: install ## run the emulators and the three services (Ctrl-C stops everything)
@@ -49,17 +54,28 @@ lint: install ## ruff and mypy
 typecheck: lint
 
 token: install ## print a local token: make token uid=alice [admin=1]
-	@$(UV) run --frozen python -m flokraft_core.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
+	@$(UV) run --frozen python -m flokraft_core.dev.devauth token --uid "$(or $(uid),alice)" $(if $(admin),--admin)
 
 seed: install ## write N demo analyses into the running dev stack: make seed n=1000
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
-	  $(UV) run --frozen python -m flokraft_core.demo_data --n "$(or $(n),1000)"
+	  $(UV) run --frozen python -m flokraft_core.dev.demo_data --n "$(or $(n),1000)"
+	@# The demo data is written directly, as the old backend wrote it: give its users markers.
+	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
+	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
+
+backfill-markers: install ## create change markers for users who have none (documents the old backend wrote)
+	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
+	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
+
+clients: install ## regenerate clients/: both OpenAPI documents and their TypeScript types
+	$(UV) run --frozen python clients/generate.py
 
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh
 
-bench-query: install ## query-api vs the seed's Flask endpoint (prints numbers)
-	$(UV) run --frozen python bench/query_bench.py
+bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend's fixed endpoint (prints numbers, writes plots)
+	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
+	$(UV) run --frozen python bench/plot_query_bench.py
 
 bench-rerun: install ## POST /rerun latency vs the bare transaction + publish
 	$(UV) run --frozen python bench/rerun_bench.py

@@ -5,7 +5,7 @@ process; seeds analyses in status `done` (50 per user, 10 users) and then, in on
 
 1. HTTP: 500 `POST /analyses/{id}/rerun` from 10 concurrent users (50 each, in turn);
 2. bare: the same Firestore transaction + publish + marker clear the route performs
-   (flokraft_core.analysis_commands, called directly), 500 times, 10 concurrently.
+   (flokraft_core.analysis_commands.AnalysisCommands, called directly), 500 times, 10 concurrently.
 
 Prints p50/p90/p99/max latency and throughput of each.
 
@@ -30,8 +30,8 @@ import httpx
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analysis_commands import publish_and_clear, rerun_analysis
-from flokraft_core.demo_data import demo_analysis
+from flokraft_core.analysis_commands import AnalysisCommands
+from flokraft_core.dev.demo_data import demo_analysis
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.pubsub_topology import apply_topology, load_topology
 from rerun_api.settings import RerunApiSettings
@@ -118,6 +118,12 @@ async def bare_phase(
 ) -> tuple[list[float], float]:
     db = firestore.AsyncClient(project=settings.google_cloud_project)
     publisher = JobPublisher(settings)
+    commands = AnalysisCommands(
+        db,
+        COLLECTION,
+        markers_collection=settings.firestore_feed_collection,
+        rpc_timeout=settings.firestore_timeout_seconds,
+    )
     latencies: list[float] = []
     unconfirmed = 0
 
@@ -125,23 +131,12 @@ async def bare_phase(
         nonlocal unconfirmed
         for analysis_id in user_ids:
             started = time.perf_counter()
-            queued = await rerun_analysis(
-                db,
-                COLLECTION,
-                analysis_id,
-                requested_by=user,
-                admin=False,
-                rpc_timeout=settings.firestore_timeout_seconds,
-            )
-            published = await publish_and_clear(
-                db,
-                COLLECTION,
+            queued = await commands.rerun(analysis_id, requested_by=user, admin=False)
+            published = await commands.publish_and_clear(
                 publisher,
-                queued.job,
+                queued,
                 trace_id=None,
                 publish_timeout=settings.publish_timeout_seconds,
-                firestore_timeout=settings.firestore_timeout_seconds,
-                written_at=queued.written_at,
             )
             latencies.append((time.perf_counter() - started) * 1000)
             unconfirmed += not published

@@ -24,11 +24,32 @@ NAMESPACE = "flokraft"
 RELEASE = "flokraft"
 SERVICES = ("query-api", "rerun-api", "analyzer")
 
-# name -> extra helm args. "default" is what k8s/ holds.
+# The chart's values files: name -> extra helm args. "default" is what k8s/ holds.
 PROFILES: dict[str, list[str]] = {
     "default": [],
     "dev": ["-f", str(CHART / "values-dev.yaml")],
     "prod": ["-f", str(CHART / "values-prod.yaml")],
+}
+VALUES_DIR = Path(__file__).with_name("values")
+
+
+def _set(*pairs: str) -> list[str]:
+    return [arg for pair in pairs for arg in ("--set", pair)]
+
+
+# Every render the deploy tests validate (helm lint, kubernetes-validate, the CRD schemas,
+# checkov, yamllint, the invariants): the values files plus the switches that change which
+# kinds render or how. One line adds a variant.
+VARIANTS: dict[str, list[str]] = {
+    **PROFILES,
+    "keda": _set("keda.enabled=true"),
+    "keda-prometheus": _set("keda.enabled=true", "keda.scaler=prometheus"),
+    "prod-keda": [*PROFILES["prod"], *_set("keda.enabled=true")],
+    "prometheus-operator": _set("observability.rules.kind=prometheus-operator"),
+    "ingress": _set("routing.mode=ingress", "routing.hostnames={api.example.com}"),
+    "knobs": ["-f", str(VALUES_DIR / "knobs.yaml")],
+    "existing-secrets": ["-f", str(VALUES_DIR / "existing-secrets.yaml")],
+    "no-autoscaling": _set(*(f"services.{s}.autoscaling.enabled=false" for s in SERVICES)),
 }
 
 
@@ -74,13 +95,13 @@ def helm_template_cmd(helm: str, extra: list[str]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def render(tools: dict[str, str]) -> Callable[..., str]:
-    """helm template with a profile's values (plus extra args), memoised per argument list."""
+    """helm template with a variant's values (plus extra args), memoised per argument list."""
     cache: dict[tuple[str, ...], str] = {}
 
-    def _render(profile: str = "default", *extra: str) -> str:
-        key = (profile, *extra)
+    def _render(variant: str = "default", *extra: str) -> str:
+        key = (variant, *extra)
         if key not in cache:
-            cmd = helm_template_cmd(tools["helm"], [*PROFILES[profile], *extra])
+            cmd = helm_template_cmd(tools["helm"], [*VARIANTS[variant], *extra])
             cache[key] = run(cmd).stdout
         return cache[key]
 
@@ -93,7 +114,7 @@ def load_docs(text: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def rendered(render: Callable[..., str]) -> dict[str, list[dict[str, Any]]]:
-    return {name: load_docs(render(name)) for name in PROFILES}
+    return {name: load_docs(render(name)) for name in VARIANTS}
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,9 @@ def test_builds_and_deploys(config: dict[str, Any]) -> None:
     for service in SERVICES:
         artifact = artifacts[f"flokraft-{service}"]
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"services/{service}/Dockerfile"
+        # One Dockerfile; the service is a build argument (see tests/deploy/test_images.py).
+        assert artifact["docker"]["dockerfile"] == "Dockerfile"
+        assert artifact["docker"]["buildArgs"]["SERVICE"] == service
         assert (ROOT / artifact["docker"]["dockerfile"]).exists()
     (release,) = config["deploy"]["helm"]["releases"]
     assert (ROOT / release["chartPath"]) == CHART
@@ -64,8 +66,11 @@ def test_profiles(config: dict[str, Any]) -> None:
         for values in release["valuesFiles"]:
             assert (ROOT / values).exists(), values
         assert f"helm/flokraft/values-{name}.yaml" in release["valuesFiles"]
+    built = {a["image"]: a["docker"] for a in config["build"]["artifacts"]}
     for artifact in profiles["dev"]["build"]["artifacts"]:
         assert artifact["docker"]["target"] == "dev"
+        # The dev image is the same build with another target.
+        assert artifact["docker"]["buildArgs"] == built[artifact["image"]]["buildArgs"]
         rules = artifact["sync"]["manual"]
         assert rules
         assert all(r["src"].endswith("*.py") for r in rules)

@@ -120,3 +120,24 @@ def test_or_and_and_filters(mixed) -> None:
     both = And([FieldFilter("s", "==", "x"), FieldFilter("n", "==", 1)])
     assert sorted(ids(mixed.where(filter=either))) == ["a", "b"]
     assert ids(mixed.where(filter=both)) == ["a"]
+
+
+def test_every_field_transform_of_a_write_is_applied(
+    firestore: ManagedProcess, project_id: str
+) -> None:
+    # The change marker's bump is {version: Increment(1), changed_at: SERVER_TIMESTAMP};
+    # the package dropped every transform after a server timestamp (sorted first).
+    db = gfs.Client(project=project_id)
+    ref = db.collection("markers").document("u")
+    for _ in range(2):
+        batch = db.batch()
+        batch.set(
+            ref,
+            {"user_id": "u", "version": gfs.Increment(1), "changed_at": gfs.SERVER_TIMESTAMP},
+            merge=True,
+        )
+        batch.commit()
+    data = ref.get().to_dict() or {}
+    assert data["version"] == 2
+    assert isinstance(data["changed_at"], datetime)
+    assert data["user_id"] == "u"

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flokraft_core import devauth
+from flokraft_core.dev import devauth
 from tests.query_api.conftest import QueryApi, start_query_api
 from tests.support.auth import TestIssuer as Issuer
 from tests.support.processes import ManagedProcess

@@ -62,3 +62,19 @@ def test_admin_sees_any_analysis(api: QueryApi, write: Writer, uid: str) -> None
     response = api.get(f"/analyses/{doc_id}", "boss", admin=True)
     assert response.status_code == 200
     assert response.json()["id"] == doc_id
+
+
+def test_ids_with_dots_are_found(api: QueryApi, write: Writer, uid: str) -> None:
+    [doc_id] = write(uid, 1)
+    dotted = f"{doc_id}.v2"
+    data = api.db.collection("analyses").document(doc_id).get().to_dict()
+    api.db.collection("analyses").document(dotted).set(data)
+    response = api.get(f"/analyses/{dotted}", uid)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == dotted
+
+
+def test_ids_firestore_reserves_are_422_like_rerun_api(api: QueryApi, uid: str) -> None:
+    response = api.get("/analyses/__x__", uid)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == "analysis_id"

@@ -129,3 +129,22 @@ def test_rerun_without_a_token_is_401(api: RerunApi) -> None:
     response = api.http.post(f"/analyses/{new_id()}/rerun")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_ids_with_dots_are_accepted_like_query_api_accepts_them(api: RerunApi, user: str) -> None:
+    # Firestore accepts dots in ids, and so does GET /analyses/{id}: a rerun must too.
+    analysis_id = f"{new_id()}.v2"
+    seed(api.db, analysis_id, user=user)
+    response = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers(user))
+    assert response.status_code == 202, response.text
+    missing = api.http.post("/analyses/no.such.id/rerun", headers=api.headers(user))
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("reserved", ["__x__", "__reserved__"])
+def test_ids_firestore_reserves_are_422_naming_the_id(
+    api: RerunApi, user: str, reserved: str
+) -> None:
+    response = api.http.post(f"/analyses/{reserved}/rerun", headers=api.headers(user))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == "analysis_id"

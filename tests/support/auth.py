@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from flokraft_core import devauth
+from flokraft_core.dev import devauth
 
 
 @dataclass

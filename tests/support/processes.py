@@ -14,15 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from pubsub_emulator.testing import emulator_command, free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIRESTORE_LAUNCHER = REPO_ROOT / "tools" / "firestore-emulator" / "start.mjs"
 LOG_DIR = REPO_ROOT / ".local" / "test-logs"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(
@@ -130,15 +126,7 @@ def pubsub_emulator(port: int | None = None) -> ManagedProcess:
     port = port or free_port()
     return ManagedProcess(
         name="pubsub-emulator",
-        command=[
-            sys.executable,
-            "-m",
-            "pubsub_emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        command=emulator_command(port),
         env={},
         port=port,
         log_path=LOG_DIR / f"pubsub-{port}.log",

@@ -3,11 +3,17 @@ Helpers shared by every template. Per-service helpers take a context built by
 a context (dict "root" $ "name" "<service>" "svc" <its values>).
 */}}
 
+{{/* Prefix of every object name: fullnameOverride, else <release>-<nameOverride|chart>. */}}
 {{- define "flokraft.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := .Values.nameOverride | default .Chart.Name -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -22,11 +28,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/part-of: flokraft
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* app.kubernetes.io/name: nameOverride or the chart's name. */}}
+{{- define "flokraft.appName" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* Selector labels of a component; .name is the component (service) name. */}}
 {{- define "flokraft.selectorLabels" -}}
-app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/name: {{ include "flokraft.appName" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
 {{- end -}}
@@ -38,7 +52,7 @@ app.kubernetes.io/component: {{ .name }}
 
 {{/* Matches every pod of the release (the default-deny policy). */}}
 {{- define "flokraft.releaseSelector" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "flokraft.appName" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
@@ -47,8 +61,80 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $repo := .svc.image.repository -}}
 {{- /* A repository that already names a registry (skaffold passes full ones) is kept. */ -}}
 {{- if and $root.Values.image.registry (not (contains "/" $repo)) }}{{ $repo = printf "%s/%s" (trimSuffix "/" $root.Values.image.registry) $repo }}{{ end -}}
+{{- if .svc.image.digest -}}
+{{- printf "%s@%s" $repo .svc.image.digest -}}
+{{- else -}}
 {{- $tag := .svc.image.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
 {{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets of every pod (image.pullSecrets), or nothing. */}}
+{{- define "flokraft.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A service's Kubernetes service account (bitnami's rule: created ones default to the
+object name, existing ones to "default"). */}}
+{{- define "flokraft.serviceAccountName" -}}
+{{- if .root.Values.serviceAccounts.create -}}
+{{- .svc.serviceAccountName | default (include "flokraft.name" .) -}}
+{{- else -}}
+{{- .svc.serviceAccountName | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A subscription of files/pubsub-topology.yaml by name, as YAML (use with fromYaml). Names,
+not positions: reordering the file cannot hand the analyzer the dead-letter queue.
+*/}}
+{{- define "flokraft.subscription" -}}
+{{- $topology := .root.Files.Get "files/pubsub-topology.yaml" | fromYaml -}}
+{{- $found := dict -}}
+{{- range $topology.subscriptions }}{{ if eq .name $.name }}{{ $found = . }}{{ end }}{{ end -}}
+{{- if not $found }}{{ fail (printf "subscription %q is not in files/pubsub-topology.yaml" .name) }}{{ end -}}
+{{- toYaml $found -}}
+{{- end -}}
+
+{{/* The job subscription's settings (pubsub.jobSubscription), with MAX_ATTEMPTS derived. */}}
+{{- define "flokraft.jobSubscription" -}}
+{{- $sub := include "flokraft.subscription" (dict "root" . "name" .Values.pubsub.jobSubscription) | fromYaml -}}
+{{- if not $sub.deadLetterPolicy -}}
+{{- fail (printf "subscription %q needs a deadLetterPolicy: MAX_ATTEMPTS is its maxDeliveryAttempts" $sub.name) -}}
+{{- end -}}
+{{- toYaml $sub -}}
+{{- end -}}
+
+{{/*
+Scheduling knobs of a service's pods (bitnami's names). A topology spread constraint
+without a labelSelector spreads this service's own pods.
+*/}}
+{{- define "flokraft.scheduling" -}}
+{{- $svc := .svc -}}
+{{- with $svc.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $svc.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $svc.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $svc.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $svc.topologySpreadConstraints }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $c := deepCopy . }}
+{{- if not $c.labelSelector }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "flokraft.selectorLabels" $ | fromYaml)) }}
+{{- end }}
+  - {{ toYaml $c | nindent 4 | trim }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "flokraft.authIssuer" -}}
@@ -120,8 +206,10 @@ checkov.io/skip3: CKV_K8S_22=Writable root filesystem only in dev, where skaffol
 {{- end -}}
 
 {{/*
-Egress every service needs against real GCP: Google APIs over 443, and the GKE metadata
-server for Workload Identity tokens (169.254.169.254:80; :988 on Dataplane V2).
+Egress every service needs against real GCP: Google APIs over 443 (minus every
+non-public range, networkPolicy.googleApis.except). With Workload Identity also the GKE
+metadata server, which hands out the tokens: 169.254.169.254:80, and 169.254.169.252:988
+where Dataplane V2 redirects it; nothing else of 169.254.0.0/16.
 */}}
 {{- define "flokraft.egressGoogle" -}}
 - to:
@@ -132,12 +220,16 @@ server for Workload Identity tokens (169.254.169.254:80; :988 on Dataplane V2).
         {{- end }}
   ports:
     - {protocol: TCP, port: 443}
+{{- if .Values.serviceAccounts.workloadIdentity }}
 - to:
     - ipBlock: {cidr: 169.254.169.254/32}
-    - ipBlock: {cidr: 169.254.169.252/32}
   ports:
     - {protocol: TCP, port: 80}
+- to:
+    - ipBlock: {cidr: 169.254.169.252/32}
+  ports:
     - {protocol: TCP, port: 988}
+{{- end }}
 {{- end -}}
 
 {{/* Egress to the in-cluster emulators (dev). */}}
@@ -150,4 +242,58 @@ server for Workload Identity tokens (169.254.169.254:80; :988 on Dataplane V2).
     - {protocol: TCP, port: {{ .Values.emulators.firestorePort }}}
     - {protocol: TCP, port: {{ .Values.emulators.pubsubPort }}}
 {{- end }}
+{{- end -}}
+
+{{/*
+Settings of every api-role service. RATE_LIMIT_STORAGE_URI comes from a Secret when one is
+named (a redis URI carries its password), else from rateLimit.storageUri.
+*/}}
+{{- define "flokraft.apiEnv" -}}
+{{- $redis := .Values.rateLimit.redis -}}
+- name: RATE_LIMIT_STORAGE_URI
+{{- if $redis.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $redis.existingSecret }}
+      key: {{ $redis.key }}
+{{- else }}
+  value: {{ .Values.rateLimit.storageUri | quote }}
+{{- end }}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ .Values.http.forwardedAllowIps | quote }}
+- name: CORS_ALLOW_ORIGINS
+  value: {{ join "," .Values.http.cors.allowOrigins | quote }}
+- name: CORS_ALLOW_ORIGIN_REGEX
+  value: {{ .Values.http.cors.allowOriginRegex | quote }}
+{{- end -}}
+
+{{- define "flokraft.pageTokenSecretName" -}}
+{{- .Values.pageTokens.existingSecret | default (printf "%s-page-tokens" (include "flokraft.fullname" .)) -}}
+{{- end -}}
+
+{{/* CPU quantity -> millicores (integer): "1" -> 1000, "500m" -> 500, 1.5 -> 1500. */}}
+{{- define "flokraft.toMilliCpu" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "m" $q -}}{{ trimSuffix "m" $q | atoi }}
+{{- else -}}{{ mulf (float64 $q) 1000 | int }}
+{{- end -}}
+{{- end -}}
+
+{{/* A worker's backlog target per replica: targetBacklogPerJob x maxConcurrentJobs. */}}
+{{- define "flokraft.backlogPerReplica" -}}
+{{- mulf .autoscaling.targetBacklogPerJob .maxConcurrentJobs -}}
+{{- end -}}
+
+{{/*
+A worker's CPU target must be at least 100 x limits.cpu / requests.cpu: then even pods at
+their CPU limit propose no more replicas than there are, and an empty queue never scales up.
+*/}}
+{{- define "flokraft.checkCpuGuard" -}}
+{{- $r := .svc.resources -}}
+{{- $limit := include "flokraft.toMilliCpu" $r.limits.cpu | atoi -}}
+{{- $request := include "flokraft.toMilliCpu" $r.requests.cpu | atoi -}}
+{{- $floor := div (add (mul 100 $limit) (sub $request 1)) $request -}}
+{{- if lt (int .svc.autoscaling.targetCPUUtilizationPercentage) (int $floor) -}}
+{{- fail (printf "services.%s.autoscaling.targetCPUUtilizationPercentage (%d) must be at least 100 x limits.cpu / requests.cpu (%d): below that, busy pods alone ask for more replicas while the queue is empty" .name (int .svc.autoscaling.targetCPUUtilizationPercentage) (int $floor)) -}}
+{{- end -}}
 {{- end -}}

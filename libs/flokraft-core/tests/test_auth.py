@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flokraft_core import devauth
 from flokraft_core.auth import AuthError, AuthUnavailable, TokenVerifier
+from flokraft_core.dev import devauth
 from flokraft_core.settings import CoreSettings
 
 AUDIENCE = "proj-a"

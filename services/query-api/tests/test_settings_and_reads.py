@@ -6,7 +6,7 @@ from google.cloud import firestore
 from limits import parse_many
 from pydantic import ValidationError
 
-from flokraft_core.analysis_reads import is_valid_document_id
+from flokraft_core.analyses import is_valid_document_id
 from flokraft_core.firestore_client import list_query
 from query_api.settings import QueryApiSettings
 

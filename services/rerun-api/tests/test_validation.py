@@ -92,3 +92,21 @@ def test_body_hash_ignores_key_order_but_not_values() -> None:
     assert body_hash({"a": 1, "b": [1, 2]}) == body_hash({"b": [1, 2], "a": 1})
     assert body_hash({"a": 1}) != body_hash({"a": 2})
     assert body_hash(None) != body_hash({})
+
+
+VALID = {"video_url": "gs://b/c.mp4", "dance_type": "salsa", "dancers": "duo"}
+
+
+def test_lengths_are_checked_on_what_was_sent_before_stripping() -> None:
+    # 101 characters whose first is whitespace: the schema says maxLength 100, so refused
+    # (found by schemathesis: stripping first accepted it).
+    def check(**fields: object) -> CreateAnalysisRequest:
+        return CreateAnalysisRequest.model_validate({**VALID, "analysis_type": "couple", **fields})
+
+    with pytest.raises(ValidationError):
+        check(dance_type="\u0085" + "x" * 100)
+    with pytest.raises(ValidationError):
+        check(dancers=[" " + "y" * 100])
+    assert check(dance_type="  salsa  ").dance_type == "salsa"
+    with pytest.raises(ValidationError, match="blank"):
+        check(dance_type="   ")

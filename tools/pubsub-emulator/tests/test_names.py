@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pubsub_emulator import names
-from pubsub_emulator.errors import ApiError
+from pubsub_emulator.errors import GrpcStatusError
 
 
 @pytest.mark.parametrize(
@@ -36,11 +36,11 @@ def test_valid_topic_names(name: str) -> None:
     ],
 )
 def test_invalid_topic_names(name: str) -> None:
-    with pytest.raises(ApiError):
+    with pytest.raises(GrpcStatusError):
         names.validate_topic(name)
 
 
 def test_subscription_names() -> None:
     assert names.validate_subscription("projects/p/subscriptions/sub")
-    with pytest.raises(ApiError):
+    with pytest.raises(GrpcStatusError):
         names.validate_subscription("projects/p/topics/sub")

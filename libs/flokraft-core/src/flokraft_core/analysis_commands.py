@@ -3,9 +3,10 @@
 Every write that should end in a job message sets `publish_pending` (the outbox marker)
 in the same write that changes the analysis, so a lost or failed publish is found again
 by the reconciler (`find_pending_publishes`). The marker is cleared only for the
-generation that was actually published.
+generation that was actually published. Every write is staged by
+flokraft_core.analysis_writes.stage_write.
 
-Callers bound every call with `rpc_timeout` (seconds): transactions' begin/commit calls take
+Every call is bounded by `rpc_timeout` (seconds): transactions' begin/commit calls take
 no timeout of their own, so those are bounded with `asyncio.wait_for`, and a timeout
 surfaces as `TimeoutError` (a 503 in the web layer). A commit cut short that way may still
 have landed; its `publish_pending` marker then makes the reconciler publish the job.
@@ -15,21 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analyses import AnalysisType, Status
+from flokraft_core.analyses import (
+    OWNER_FIELD,
+    AnalysisType,
+    Fields,
+    Status,
+    generation_of,
+    utc_now,
+)
+from flokraft_core.analysis_writes import stage_write
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import JobMessage, new_job
-from flokraft_core.status import can_rerun
-
-PENDING_FIELD: Final = "publish_pending"
+from flokraft_core.read_costs import count_query, count_reads
+from flokraft_core.status import Move, can_rerun
 
 T = TypeVar("T")
 
@@ -81,16 +89,6 @@ class PendingPublish:
     requested_by: str
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _generation(data: dict[str, Any]) -> int:
-    # Documents from the old backend have no generation: they count as the first.
-    value = data.get("generation")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
-
-
 async def _bounded_transaction(call: Awaitable[T], rpc_timeout: float) -> T:
     try:
         return await asyncio.wait_for(call, timeout=rpc_timeout)
@@ -107,175 +105,198 @@ async def _bounded_transaction(call: Awaitable[T], rpc_timeout: float) -> T:
         raise
 
 
-async def create_analysis(
-    db: firestore.AsyncClient, collection: str, new: NewAnalysis, *, rpc_timeout: float
-) -> QueuedAnalysis:
-    ref = db.collection(collection).document()  # Firestore auto id
-    now = _now()
-    data: dict[str, Any] = {
-        "user_id": new.user_id,
-        "requested_by": new.user_id,
-        "timestamp": now,
-        "created_at": now,
-        "updated_at": now,
-        "video_url": new.video_url,
-        "dance_type": new.dance_type,
-        "dancers": new.dancers,
-        "analysis_type": new.analysis_type.value,
-        "status": Status.QUEUED.value,
-        "processed": False,
-        "total_score": None,
-        "generation": 1,
-        "attempts": 0,
-        "progress": 0.0,
-        "error": None,
-        PENDING_FIELD: True,
-    }
-    result = await ref.create(data, timeout=rpc_timeout, retry=None)
-    job = new_job(ref.id, 1, new.user_id)
-    return QueuedAnalysis(ref.id, 1, Status.QUEUED, data, job, result.update_time)
+class AnalysisCommands:
+    """rerun-api's writes; one per process, built at start-up."""
 
+    def __init__(
+        self,
+        db: firestore.AsyncClient,
+        collection: str,
+        *,
+        markers_collection: str,
+        rpc_timeout: float,
+    ) -> None:
+        self._db = db
+        self._collection = db.collection(collection)
+        self._markers = db.collection(markers_collection)
+        self._timeout = rpc_timeout
 
-async def rerun_analysis(
-    db: firestore.AsyncClient,
-    collection: str,
-    analysis_id: str,
-    *,
-    requested_by: str,
-    admin: bool,
-    rpc_timeout: float,
-) -> QueuedAnalysis:
-    """One transaction: checks owner and status, then generation + 1, status queued,
-    progress 0, error cleared, outbox marker set. Raises AnalysisNotFound / AnalysisBusy."""
-    ref = db.collection(collection).document(analysis_id)
+    def _ref(self, analysis_id: str) -> firestore.AsyncDocumentReference:
+        return self._collection.document(analysis_id)
 
-    @firestore.async_transactional
-    async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis:
-        snapshot = await ref.get(transaction=transaction, timeout=rpc_timeout, retry=None)
-        data = snapshot.to_dict() if snapshot.exists else None
-        if data is None or (data.get("user_id") != requested_by and not admin):
-            raise AnalysisNotFound(analysis_id)
-        status = data.get("status")
-        generation = _generation(data)
-        if not can_rerun(status):
-            raise AnalysisBusy(analysis_id, str(status), generation)
-        changes: dict[str, Any] = {
-            "generation": generation + 1,
-            "status": Status.QUEUED.value,
-            "progress": 0.0,
-            "error": None,
-            # A new run gets its own delivery budget and no stale worker lease.
-            "attempts": 0,
-            "lease_owner": None,
-            "lease_until": None,
-            "requested_by": requested_by,
-            "updated_at": _now(),
-            PENDING_FIELD: True,
+    async def _transact(
+        self,
+        run: Callable[[firestore.AsyncTransaction], Awaitable[T]],
+    ) -> tuple[T, datetime | None]:
+        """Runs `run` in one transaction within the time budget; returns its result and
+        the commit time."""
+        transaction = self._db.transaction()
+        result = await _bounded_transaction(
+            firestore.async_transactional(run)(transaction), self._timeout
+        )
+        commit_time = getattr(transaction, "commit_time", None)
+        return result, commit_time if isinstance(commit_time, datetime) else None
+
+    async def _read(
+        self, transaction: firestore.AsyncTransaction, analysis_id: str
+    ) -> dict[str, Any] | None:
+        snapshot = await self._ref(analysis_id).get(
+            transaction=transaction, timeout=self._timeout, retry=None
+        )
+        count_reads(1)
+        return snapshot.to_dict() if snapshot.exists else None
+
+    async def create(self, new: NewAnalysis) -> QueuedAnalysis:
+        ref = self._collection.document()  # Firestore auto id
+        now = utc_now()
+        data: dict[str, Any] = {
+            OWNER_FIELD: new.user_id,
+            Fields.REQUESTED_BY: new.user_id,
+            Fields.TIMESTAMP: now,
+            Fields.CREATED_AT: now,
+            Fields.UPDATED_AT: now,
+            Fields.VIDEO_URL: new.video_url,
+            Fields.DANCE_TYPE: new.dance_type,
+            Fields.DANCERS: new.dancers,
+            Fields.ANALYSIS_TYPE: new.analysis_type.value,
+            Fields.PROCESSED: False,
+            Fields.TOTAL_SCORE: None,
+            Fields.GENERATION: 1,
+            Fields.ATTEMPTS: 0,
+            Fields.PROGRESS: 0.0,
+            Fields.ERROR: None,
+            Fields.PUBLISH_PENDING: True,
         }
-        transaction.update(ref, changes)
-        job = new_job(analysis_id, generation + 1, requested_by)
-        return QueuedAnalysis(analysis_id, generation + 1, Status.QUEUED, data | changes, job)
+        # A batch, not `ref.create`: whatever must be written with the analysis is staged
+        # on the same batch and lands atomically with it.
+        batch = self._db.batch()
+        staged = stage_write(batch, ref, Move.CREATE, data, before=None, markers=self._markers)
+        results = await batch.commit(timeout=self._timeout, retry=None)
+        job = new_job(ref.id, 1, new.user_id)
+        return QueuedAnalysis(ref.id, 1, Status.QUEUED, staged.changes, job, results[0].update_time)
 
-    transaction = db.transaction()
-    queued = await _bounded_transaction(run(transaction), rpc_timeout)
-    commit_time = getattr(transaction, "commit_time", None)
-    if isinstance(commit_time, datetime):
+    async def rerun(self, analysis_id: str, *, requested_by: str, admin: bool) -> QueuedAnalysis:
+        """One transaction: checks owner and status, then generation + 1, status queued,
+        progress 0, error cleared, outbox marker set. Raises AnalysisNotFound / AnalysisBusy."""
+        ref = self._ref(analysis_id)
+
+        async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis:
+            data = await self._read(transaction, analysis_id)
+            if data is None or (data.get(OWNER_FIELD) != requested_by and not admin):
+                raise AnalysisNotFound(analysis_id)
+            status = data.get(Fields.STATUS)
+            generation = generation_of(data)
+            if not can_rerun(status):
+                raise AnalysisBusy(analysis_id, str(status), generation)
+            changes: dict[str, Any] = {
+                Fields.GENERATION: generation + 1,
+                Fields.PROGRESS: 0.0,
+                Fields.ERROR: None,
+                # A new run gets its own delivery budget and no stale worker lease.
+                Fields.ATTEMPTS: 0,
+                Fields.LEASE_OWNER: None,
+                Fields.LEASE_UNTIL: None,
+                Fields.REQUESTED_BY: requested_by,
+                Fields.PUBLISH_PENDING: True,
+            }
+            staged = stage_write(
+                transaction, ref, Move.RERUN, changes, before=data, markers=self._markers
+            )
+            job = new_job(analysis_id, generation + 1, requested_by)
+            return QueuedAnalysis(
+                analysis_id, generation + 1, Status.QUEUED, data | staged.changes, job
+            )
+
+        queued, commit_time = await self._transact(run)
         return dataclasses.replace(queued, written_at=commit_time)
-    return queued
 
+    async def clear_publish_pending(
+        self, analysis_id: str, generation: int, *, written: QueuedAnalysis | None = None
+    ) -> bool:
+        """Clears the outbox marker only while the document is still at `generation`: a
+        newer rerun's marker belongs to a publish that has not been confirmed yet.
 
-async def clear_publish_pending(
-    db: firestore.AsyncClient,
-    collection: str,
-    analysis_id: str,
-    generation: int,
-    *,
-    rpc_timeout: float,
-    written_at: datetime | None = None,
-) -> bool:
-    """Clears the outbox marker only while the document is still at `generation`: a newer
-    rerun's marker belongs to a publish that has not been confirmed yet.
+        With `written` (the create or rerun that set the marker, with its commit time) one
+        write conditioned on the document being unchanged since then does it; if it has
+        changed, a transaction checks the generation."""
+        ref = self._ref(analysis_id)
+        cleared = {Fields.PUBLISH_PENDING: False}
+        if written is not None and written.written_at is not None:
+            batch = self._db.batch()
+            # The precondition makes `written.data` exactly the document's state.
+            option = self._db.write_option(last_update_time=written.written_at)
+            stage_write(
+                batch,
+                ref,
+                Move.CLEAR_PUBLISH_PENDING,
+                cleared,
+                before=written.data,
+                markers=self._markers,
+                option=option,
+            )
+            try:
+                await batch.commit(timeout=self._timeout, retry=None)
+                return True
+            except gexc.FailedPrecondition:
+                pass  # e.g. a worker already moved it to running: check the generation
 
-    With `written_at` (when the marker was written) one write conditioned on the document
-    being unchanged since then does it; if it has changed, a transaction checks the
-    generation."""
-    ref = db.collection(collection).document(analysis_id)
-    if written_at is not None:
-        try:
-            await ref.update(
-                {PENDING_FIELD: False, "updated_at": _now()},
-                option=db.write_option(last_update_time=written_at),
-                timeout=rpc_timeout,
-                retry=None,
+        async def run(transaction: firestore.AsyncTransaction) -> bool:
+            data = await self._read(transaction, analysis_id)
+            if not data or not data.get(Fields.PUBLISH_PENDING):
+                return False
+            if generation_of(data) != generation:
+                return False
+            stage_write(
+                transaction,
+                ref,
+                Move.CLEAR_PUBLISH_PENDING,
+                cleared,
+                before=data,
+                markers=self._markers,
             )
             return True
-        except gexc.FailedPrecondition:
-            pass  # e.g. a worker already moved it to running: check the generation
 
-    @firestore.async_transactional
-    async def run(transaction: firestore.AsyncTransaction) -> bool:
-        snapshot = await ref.get(
-            [PENDING_FIELD, "generation"], transaction=transaction, timeout=rpc_timeout, retry=None
-        )
-        data = snapshot.to_dict() if snapshot.exists else None
-        if not data or not data.get(PENDING_FIELD) or _generation(data) != generation:
+        done, _ = await self._transact(run)
+        return done
+
+    async def publish_and_clear(
+        self,
+        publisher: JobPublisher,
+        queued: QueuedAnalysis,
+        *,
+        trace_id: str | None,
+        publish_timeout: float,
+    ) -> bool:
+        """Publishes the job, then clears its marker. Returns whether the publish was
+        confirmed; on any failure the marker stays and the reconciler retries later."""
+        job = queued.job
+        try:
+            await asyncio.to_thread(
+                publisher.publish, job, trace_id=trace_id, timeout=publish_timeout
+            )
+        except PublishFailed:
             return False
-        transaction.update(ref, {PENDING_FIELD: False, "updated_at": _now()})
+        await self.clear_publish_pending(job.analysis_id, job.generation, written=queued)
         return True
 
-    return await _bounded_transaction(run(db.transaction()), rpc_timeout)
-
-
-async def publish_and_clear(
-    db: firestore.AsyncClient,
-    collection: str,
-    publisher: JobPublisher,
-    job: JobMessage,
-    *,
-    trace_id: str | None,
-    publish_timeout: float,
-    firestore_timeout: float,
-    written_at: datetime | None = None,
-) -> bool:
-    """Publishes the job, then clears its marker. Returns whether the publish was
-    confirmed; on any failure the marker stays and the reconciler retries later."""
-    try:
-        await asyncio.to_thread(publisher.publish, job, trace_id=trace_id, timeout=publish_timeout)
-    except PublishFailed:
-        return False
-    await clear_publish_pending(
-        db,
-        collection,
-        job.analysis_id,
-        job.generation,
-        rpc_timeout=firestore_timeout,
-        written_at=written_at,
-    )
-    return True
-
-
-async def find_pending_publishes(
-    db: firestore.AsyncClient,
-    collection: str,
-    *,
-    older_than: timedelta,
-    limit: int,
-    rpc_timeout: float,
-) -> list[PendingPublish]:
-    """Analyses whose marker has been set for longer than `older_than`, oldest first.
-    Needs the (publish_pending, updated_at) index in firestore.indexes.json."""
-    cutoff = _now() - older_than
-    query = (
-        db.collection(collection)
-        .where(filter=FieldFilter(PENDING_FIELD, "==", True))
-        .where(filter=FieldFilter("updated_at", "<", cutoff))
-        .order_by("updated_at")
-        .select(["generation", "user_id", "requested_by", "updated_at"])
-        .limit(limit)
-    )
-    found: list[PendingPublish] = []
-    for snapshot in await query.get(timeout=rpc_timeout, retry=None):
-        data = snapshot.to_dict() or {}
-        requested_by = data.get("requested_by") or data.get("user_id") or "reconciler"
-        found.append(PendingPublish(snapshot.id, _generation(data), str(requested_by)[:128]))
-    return found
+    async def find_pending_publishes(
+        self, *, older_than: timedelta, limit: int
+    ) -> list[PendingPublish]:
+        """Analyses whose marker has been set for longer than `older_than`, oldest first.
+        Needs the (publish_pending, updated_at) index in firestore.indexes.json."""
+        cutoff = utc_now() - older_than
+        query = (
+            self._collection.where(filter=FieldFilter(Fields.PUBLISH_PENDING, "==", True))
+            .where(filter=FieldFilter(Fields.UPDATED_AT, "<", cutoff))
+            .order_by(Fields.UPDATED_AT)
+            .select([Fields.GENERATION, OWNER_FIELD, Fields.REQUESTED_BY, Fields.UPDATED_AT])
+            .limit(limit)
+        )
+        found: list[PendingPublish] = []
+        snapshots = await query.get(timeout=self._timeout, retry=None)
+        count_query(len(snapshots))
+        for snapshot in snapshots:
+            data = snapshot.to_dict() or {}
+            requested_by = data.get(Fields.REQUESTED_BY) or data.get(OWNER_FIELD) or "reconciler"
+            found.append(PendingPublish(snapshot.id, generation_of(data), str(requested_by)[:128]))
+        return found

@@ -1,25 +1,32 @@
 """The analyzer's Firestore access (sync client): load, claim, progress, complete, fail.
 
-Every state change is a transaction that re-reads the document and checks the job's
-generation, so a message for an older generation (a rerun happened meanwhile) and a
-duplicate delivery can never overwrite newer state, and a result is written exactly once
-per generation (`completions` counts the done transitions; `completed_generation` names
-the generation they belong to).
+Every state change is one transaction that re-reads the document, decides from what it
+read, and stages its write through flokraft_core.analysis_writes.stage_write (which
+checks the move against the status table). Each decision checks the job's generation, so
+a message for an older generation (a rerun happened meanwhile) and a duplicate delivery
+can never overwrite newer state, and a result is written exactly once per generation
+(`completions` counts the done transitions; `completed_generation` names the generation
+they belong to).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.transaction import Transaction
 
-from flokraft_core.analyses import Status
-from flokraft_core.status import parse_status
+from flokraft_core.analyses import Fields, Status, as_utc, generation_of, utc_now
+from flokraft_core.analysis_writes import stage_write
+from flokraft_core.read_costs import count_reads
+from flokraft_core.status import Move, allows, parse_status
+
+T = TypeVar("T")
 
 
 class ClaimOutcome(StrEnum):
@@ -38,20 +45,18 @@ class Claim:
     lease_until: datetime | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class _Decision(Generic[T]):
+    """What a transaction returns, and the write (if any) it stages first."""
+
+    result: T
+    move: Move | None = None
+    changes: dict[str, Any] | None = None
 
 
-def _generation(data: dict[str, Any]) -> int:
-    # Documents from the old backend have no generation: they are generation 1.
-    value = data.get("generation", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
-
-
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
+def _current(data: dict[str, Any] | None, generation: int | None) -> bool:
+    """The document exists and `generation` (None: any) is its current one."""
+    return data is not None and (generation is None or generation_of(data) == generation)
 
 
 class AnalysisJobStore:
@@ -62,12 +67,14 @@ class AnalysisJobStore:
         db: firestore.Client,
         collection: str,
         *,
+        markers_collection: str,
         owner: str,
         timeout: float,
         lease_seconds: float,
     ) -> None:
         self._db = db
         self._collection = db.collection(collection)
+        self._markers = db.collection(markers_collection)
         self.owner = owner
         self._timeout = timeout
         # Bounded: a Firestore outage must surface as an error within the budget, so the
@@ -78,170 +85,156 @@ class AnalysisJobStore:
     def _ref(self, analysis_id: str) -> firestore.DocumentReference:
         return self._collection.document(analysis_id)
 
-    def _read(self, transaction: Transaction, analysis_id: str) -> dict[str, Any] | None:
-        snapshot = self._ref(analysis_id).get(transaction=transaction, timeout=self._timeout)
-        return snapshot.to_dict() if snapshot.exists else None
-
     def load(self, analysis_id: str) -> dict[str, Any] | None:
         snapshot = self._ref(analysis_id).get(timeout=self._timeout, retry=self._retry)
+        count_reads(1)
         return snapshot.to_dict() if snapshot.exists else None
+
+    def _transact(
+        self, analysis_id: str, decide: Callable[[dict[str, Any] | None], _Decision[T]]
+    ) -> T:
+        """Reads the document, lets `decide` choose, stages its write; one transaction."""
+        ref = self._ref(analysis_id)
+
+        @firestore.transactional
+        def run(transaction: Transaction) -> T:
+            snapshot = ref.get(transaction=transaction, timeout=self._timeout)
+            count_reads(1)
+            data = snapshot.to_dict() if snapshot.exists else None
+            decision = decide(data)
+            if decision.move is not None:
+                stage_write(
+                    transaction,
+                    ref,
+                    decision.move,
+                    decision.changes or {},
+                    before=data,
+                    markers=self._markers,
+                )
+            return decision.result
+
+        result: T = run(self._db.transaction())
+        return result
 
     def claim(self, analysis_id: str, generation: int) -> Claim:
         """queued (or running with an expired lease: its worker died) -> running."""
 
-        @firestore.transactional
-        def run(transaction: Transaction) -> Claim:
-            data = self._read(transaction, analysis_id)
+        def decide(data: dict[str, Any] | None) -> _Decision[Claim]:
             if data is None:
-                return Claim(ClaimOutcome.NOT_FOUND)
-            if _generation(data) != generation:
-                return Claim(ClaimOutcome.STALE, data=data)
-            status = parse_status(data.get("status"))
+                return _Decision(Claim(ClaimOutcome.NOT_FOUND))
+            if generation_of(data) != generation:
+                return _Decision(Claim(ClaimOutcome.STALE, data=data))
+            status = parse_status(data.get(Fields.STATUS))
             if status in (Status.DONE, Status.FAILED):
-                return Claim(ClaimOutcome.FINISHED, data=data)
-            now = _now()
-            lease_until = _as_utc(data.get("lease_until"))
-            owner = data.get("lease_owner")
+                return _Decision(Claim(ClaimOutcome.FINISHED, data=data))
+            now = utc_now()
+            lease_until = as_utc(data.get(Fields.LEASE_UNTIL))
+            owner = data.get(Fields.LEASE_OWNER)
             if (
                 status is Status.RUNNING
                 and owner not in (None, self.owner)
                 and lease_until is not None
                 and lease_until > now
             ):
-                return Claim(ClaimOutcome.LEASED, data=data, lease_until=lease_until)
-            attempts = int(data.get("attempts") or 0) + 1
-            transaction.update(
-                self._ref(analysis_id),
-                {
-                    "status": Status.RUNNING.value,
-                    "lease_owner": self.owner,
-                    "lease_until": now + self._lease,
-                    "attempts": attempts,
-                    "progress": 0.0,
-                    "updated_at": now,
-                },
+                return _Decision(Claim(ClaimOutcome.LEASED, data=data, lease_until=lease_until))
+            attempts = int(data.get(Fields.ATTEMPTS) or 0) + 1
+            changes = {
+                Fields.LEASE_OWNER: self.owner,
+                Fields.LEASE_UNTIL: now + self._lease,
+                Fields.ATTEMPTS: attempts,
+                Fields.PROGRESS: 0.0,
+                Fields.UPDATED_AT: now,
+            }
+            move = Move.RECLAIM if status is Status.RUNNING else Move.CLAIM
+            return _Decision(
+                Claim(ClaimOutcome.CLAIMED, attempts=attempts, data=data), move, changes
             )
-            return Claim(ClaimOutcome.CLAIMED, attempts=attempts, data=data)
 
-        result: Claim = run(self._db.transaction())
-        return result
+        return self._transact(analysis_id, decide)
 
     def write_progress(self, analysis_id: str, generation: int, progress: float) -> bool:
         """Also renews the lease. False when the job is no longer ours (rerun, taken over)."""
 
-        @firestore.transactional
-        def run(transaction: Transaction) -> bool:
-            data = self._read(transaction, analysis_id)
+        def decide(data: dict[str, Any] | None) -> _Decision[bool]:
             if not self._holds(data, generation):
-                return False
-            now = _now()
-            transaction.update(
-                self._ref(analysis_id),
-                {
-                    "progress": min(max(progress, 0.0), 1.0),
-                    "lease_until": now + self._lease,
-                    "updated_at": now,
-                },
-            )
-            return True
+                return _Decision(False)
+            now = utc_now()
+            changes = {
+                Fields.PROGRESS: min(max(progress, 0.0), 1.0),
+                Fields.LEASE_UNTIL: now + self._lease,
+                Fields.UPDATED_AT: now,
+            }
+            return _Decision(True, Move.PROGRESS, changes)
 
-        result: bool = run(self._db.transaction())
-        return result
+        return self._transact(analysis_id, decide)
 
     def _holds(self, data: dict[str, Any] | None, generation: int) -> bool:
         return (
             data is not None
-            and _generation(data) == generation
-            and parse_status(data.get("status")) is Status.RUNNING
-            and data.get("lease_owner") == self.owner
+            and _current(data, generation)
+            and parse_status(data.get(Fields.STATUS)) is Status.RUNNING
+            and data.get(Fields.LEASE_OWNER) == self.owner
         )
 
     def complete(
         self, analysis_id: str, generation: int, *, metrics: dict[str, Any], text: str
     ) -> bool:
-        """running -> done, once per generation. False if the generation is no longer
+        """running -> done, once per generation (queued -> done when a duplicate delivery
+        finishes after the job was given back). False if the generation is no longer
         current or already done (a duplicate delivery that also ran)."""
 
-        @firestore.transactional
-        def run(transaction: Transaction) -> bool:
-            data = self._read(transaction, analysis_id)
-            if data is None or _generation(data) != generation:
-                return False
-            if parse_status(data.get("status")) in (Status.DONE, Status.FAILED):
-                return False
-            now = _now()
-            transaction.update(
-                self._ref(analysis_id),
-                {
-                    "status": Status.DONE.value,
-                    "processed": True,
-                    "total_score": metrics.get("total_score"),
-                    "text": text,
-                    "metrics": metrics,
-                    "progress": 1.0,
-                    "error": None,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "completed_generation": generation,
-                    "completions": int(data.get("completions") or 0) + 1,
-                    "updated_at": now,
-                },
-            )
-            return True
+        def decide(data: dict[str, Any] | None) -> _Decision[bool]:
+            if data is None or not _current(data, generation):
+                return _Decision(False)
+            status = data.get(Fields.STATUS)
+            move = Move.COMPLETE if allows(Move.COMPLETE, status) else Move.COMPLETE_REQUEUED
+            if not allows(move, status):
+                return _Decision(False)
+            changes = {
+                Fields.PROCESSED: True,
+                Fields.TOTAL_SCORE: metrics.get("total_score"),
+                Fields.TEXT: text,
+                Fields.METRICS: metrics,
+                Fields.PROGRESS: 1.0,
+                Fields.ERROR: None,
+                Fields.LEASE_OWNER: None,
+                Fields.LEASE_UNTIL: None,
+                Fields.COMPLETED_GENERATION: generation,
+                Fields.COMPLETIONS: int(data.get(Fields.COMPLETIONS) or 0) + 1,
+            }
+            return _Decision(True, move, changes)
 
-        result: bool = run(self._db.transaction())
-        return result
+        return self._transact(analysis_id, decide)
 
     def record_failed_attempt(self, analysis_id: str, generation: int, error: str) -> bool:
         """running -> queued with the attempt's error; the message is nacked for a retry."""
 
-        @firestore.transactional
-        def run(transaction: Transaction) -> bool:
-            data = self._read(transaction, analysis_id)
-            if data is None or _generation(data) != generation:
-                return False
-            if parse_status(data.get("status")) is not Status.RUNNING:
-                return False
-            transaction.update(
-                self._ref(analysis_id),
-                {
-                    "status": Status.QUEUED.value,
-                    "error": error,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "updated_at": _now(),
-                },
-            )
-            return True
+        def decide(data: dict[str, Any] | None) -> _Decision[bool]:
+            if not _current(data, generation) or not allows(
+                Move.REQUEUE, (data or {}).get(Fields.STATUS)
+            ):
+                return _Decision(False)
+            changes = {Fields.ERROR: error, Fields.LEASE_OWNER: None, Fields.LEASE_UNTIL: None}
+            return _Decision(True, Move.REQUEUE, changes)
 
-        result: bool = run(self._db.transaction())
-        return result
+        return self._transact(analysis_id, decide)
 
-    def mark_failed(self, analysis_id: str, generation: int | None, reason: str) -> bool:
-        """-> failed. `generation=None` (a message too broken to name one) fails whatever
-        generation is current. A done analysis is never turned into a failed one."""
+    def mark_failed(
+        self, analysis_id: str, generation: int | None, reason: str, *, move: Move = Move.FAIL
+    ) -> bool:
+        """-> failed (`move` is FAIL, or GIVE_UP for a dead-lettered job). `generation=None`
+        (a message too broken to name one) fails whatever generation is current. A done
+        analysis is never turned into a failed one."""
 
-        @firestore.transactional
-        def run(transaction: Transaction) -> bool:
-            data = self._read(transaction, analysis_id)
-            if data is None:
-                return False
-            if generation is not None and _generation(data) != generation:
-                return False
-            if parse_status(data.get("status")) in (Status.DONE, Status.FAILED):
-                return False
-            transaction.update(
-                self._ref(analysis_id),
-                {
-                    "status": Status.FAILED.value,
-                    "processed": False,
-                    "error": reason,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "updated_at": _now(),
-                },
-            )
-            return True
+        def decide(data: dict[str, Any] | None) -> _Decision[bool]:
+            if not _current(data, generation) or not allows(move, (data or {}).get(Fields.STATUS)):
+                return _Decision(False)
+            changes = {
+                Fields.PROCESSED: False,
+                Fields.ERROR: reason,
+                Fields.LEASE_OWNER: None,
+                Fields.LEASE_UNTIL: None,
+            }
+            return _Decision(True, move, changes)
 
-        result: bool = run(self._db.transaction())
-        return result
+        return self._transact(analysis_id, decide)

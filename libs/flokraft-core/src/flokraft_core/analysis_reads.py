@@ -7,7 +7,6 @@ Nothing read here is kept after the call returns: no caches keyed by analysis.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,15 +21,15 @@ from flokraft_core.analyses import (
     OWNER_FIELD,
     AnalysisDetail,
     AnalysisListItem,
+    Fields,
     detail_from_document,
+    is_valid_document_id,
     list_item_from_document,
 )
+from flokraft_core.change_markers import Marker, read_marker
 from flokraft_core.firestore_client import list_query
 from flokraft_core.page_tokens import PageCursor
-
-# Firestore reserves ids of this shape; asking for one is an InvalidArgument, not a miss.
-_RESERVED_ID = re.compile(r"^__.*__$")
-_MAX_ID_BYTES = 1500
+from flokraft_core.read_costs import count_query, count_reads
 
 
 class InvalidCursor(ValueError):
@@ -57,16 +56,6 @@ class OwnedDetail:
     owner: str | None
 
 
-def is_valid_document_id(doc_id: str) -> bool:
-    return (
-        bool(doc_id)
-        and "/" not in doc_id
-        and doc_id not in {".", ".."}
-        and not _RESERVED_ID.match(doc_id)
-        and len(doc_id.encode()) <= _MAX_ID_BYTES
-    )
-
-
 def bounded_retry(total_seconds: float) -> AsyncRetry:
     """Transient errors (UNAVAILABLE, ...) are retried briefly, within `total_seconds`."""
     return AsyncRetry(
@@ -84,12 +73,20 @@ class AnalysisReads:
         db: firestore.AsyncClient,
         collection: str,
         *,
+        markers_collection: str,
         timeout_seconds: float,
         retry_seconds: float,
     ) -> None:
         self._collection = db.collection(collection)
+        self._markers = db.collection(markers_collection)
         self._timeout = timeout_seconds
         self._retry = bounded_retry(retry_seconds) if retry_seconds > 0 else None
+
+    async def marker(self, user_id: str) -> Marker | None:
+        """The user's change marker (one document), or None if the user has none yet."""
+        return await read_marker(
+            self._markers, user_id, rpc_timeout=self._timeout, retry=self._retry
+        )
 
     async def list_page(
         self, filters: ListFilters, *, cursor: PageCursor | None, limit: int
@@ -111,6 +108,7 @@ class AnalysisReads:
             if cursor is not None:
                 raise InvalidCursor(str(exc)) from exc
             raise
+        count_query(len(snapshots))
         items: list[AnalysisListItem] = []
         last: tuple[str, dict[str, Any]] | None = None
         for snapshot in snapshots[:limit]:
@@ -131,6 +129,7 @@ class AnalysisReads:
             retry=self._retry,
             timeout=self._timeout,
         )
+        count_reads(1)
         if not snapshot.exists:
             return None
         data: dict[str, Any] = snapshot.to_dict() or {}
@@ -144,7 +143,7 @@ class AnalysisReads:
 def _cursor_after(doc_id: str, data: dict[str, Any]) -> PageCursor | None:
     # The raw value, not the converted one: Firestore timestamps keep their nanoseconds,
     # so the next page starts exactly after this row.
-    raw = data.get("timestamp")
+    raw = data.get(Fields.TIMESTAMP)
     if not isinstance(raw, datetime):
         # Old documents with a non-timestamp `timestamp` sort before all timestamps (in
         # Firestore's type order, descending) and cannot be encoded in a cursor: such a

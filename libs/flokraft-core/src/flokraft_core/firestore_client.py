@@ -16,7 +16,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
-from flokraft_core.analyses import LIST_FIELDS, OWNER_FIELD
+from flokraft_core.analyses import LIST_FIELDS, OWNER_FIELD, Fields
 from flokraft_core.page_tokens import PageCursor
 from flokraft_core.settings import CoreSettings
 
@@ -80,15 +80,15 @@ def list_query(
     if user_id is not None:
         query = query.where(filter=FieldFilter(OWNER_FIELD, "==", user_id))
     if analysis_type is not None:
-        query = query.where(filter=FieldFilter("analysis_type", "==", analysis_type))
+        query = query.where(filter=FieldFilter(Fields.ANALYSIS_TYPE, "==", analysis_type))
     if status is not None:
-        query = query.where(filter=FieldFilter("status", "==", status))
-    query = query.order_by("timestamp", direction="DESCENDING").order_by(
+        query = query.where(filter=FieldFilter(Fields.STATUS, "==", status))
+    query = query.order_by(Fields.TIMESTAMP, direction="DESCENDING").order_by(
         "__name__", direction="DESCENDING"
     )
     if cursor is not None:
         query = query.start_after(
-            {"timestamp": cursor.timestamp, "__name__": collection.document(cursor.doc_id)}
+            {Fields.TIMESTAMP: cursor.timestamp, "__name__": collection.document(cursor.doc_id)}
         )
     limited: Query | AsyncQuery = query.limit(limit)
     return limited

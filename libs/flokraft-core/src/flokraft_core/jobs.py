@@ -9,20 +9,23 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from flokraft_core.analyses import ANALYSIS_ID_PATTERN, check_analysis_id, is_valid_document_id
 
 SCHEMA_VERSION: Final = "1"
 ATTR_SCHEMA_VERSION: Final = "schema_version"
 ATTR_TRACE_ID: Final = "trace_id"
-ANALYSIS_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,128}$"
+# An analysis id as both APIs accept it: the pattern, then what Firestore still refuses.
+AnalysisId = Annotated[str, Field(pattern=ANALYSIS_ID_PATTERN), AfterValidator(check_analysis_id)]
 
 
 class JobMessage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    analysis_id: str = Field(pattern=ANALYSIS_ID_PATTERN)
+    analysis_id: AnalysisId
     generation: int = Field(ge=1)
     requested_by: str = Field(min_length=1, max_length=128)
     requested_at: datetime
@@ -76,6 +79,10 @@ def _salvage_analysis_id(data: bytes) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     value = body.get("analysis_id") if isinstance(body, dict) else None
-    if isinstance(value, str) and re.match(ANALYSIS_ID_PATTERN, value):
+    if (
+        isinstance(value, str)
+        and re.match(ANALYSIS_ID_PATTERN, value)
+        and is_valid_document_id(value)
+    ):
         return value
     return None

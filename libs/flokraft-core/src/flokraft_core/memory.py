@@ -1,5 +1,6 @@
 """The process's own memory and its container's: read for metrics and logged at a steady
-interval (the seed guide's "memory monitoring", without its per-request gc.collect()).
+interval (the old backend's debugging guide's "memory monitoring", without its per-request
+gc.collect()).
 
 The OOM killer acts on the cgroup, not on one process's RSS: what it counts is the
 cgroup's usage less the page cache it can drop (inactive file pages), the figure cAdvisor

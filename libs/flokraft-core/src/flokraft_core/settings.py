@@ -7,11 +7,12 @@ are set, so nothing here has an "emulator mode".
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Literal
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CoreSettings(BaseSettings):
@@ -25,6 +26,10 @@ class CoreSettings(BaseSettings):
     )
     firestore_database: str = Field("(default)", description="Firestore database id.")
     firestore_collection: str = Field("analyses", description="Collection holding analyses.")
+    firestore_feed_collection: str = Field(
+        "analysis_feeds",
+        description="Collection of per-user change markers (one small document per user).",
+    )
 
     pubsub_topic: str = Field("analysis-jobs", description="Topic that carries job messages.")
     pubsub_subscription: str = Field(
@@ -90,8 +95,63 @@ class HttpServiceSettings(CoreSettings):
         "memory://",
         description="`limits` storage: memory:// (per replica) or redis://host:6379 (shared).",
     )
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated exact origins the browser frontend is served from, "
+        "e.g. 'https://app.example.com,https://admin.example.com'. Empty: no CORS.",
+    )
+    cors_allow_origin_regex: str | None = Field(
+        None,
+        description="Further allowed origins as a pattern that must match the whole origin, "
+        r"e.g. 'https://flokraft--pr-[0-9]+-[a-z0-9]+\.web\.app' for preview deployments.",
+    )
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            problem = _origin_problem(origin)
+            if problem:
+                raise ValueError(f"{origin!r}: {problem}")
+        return value
+
+    @field_validator("cors_allow_origin_regex")
+    @classmethod
+    def _sane_pattern(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        # `.*` or a pattern missing its host part would let any site read the API's answers.
+        if pattern.fullmatch("https://unrelated.invalid"):
+            raise ValueError("the pattern admits any origin; name the hosts it should allow")
+        return value
 
 
-@lru_cache(maxsize=1)
-def core_settings() -> CoreSettings:
-    return CoreSettings()
+def _origin_problem(origin: str) -> str | None:
+    """Why `origin` is not something a browser sends in `Origin`, or None. Browsers send
+    `scheme://host[:port]` with a lower-case host and no path; anything else never
+    matches, so it is refused here instead of failing silently in the browser."""
+    if origin == "*":
+        return "'*' is not allowed; list the exact origins (or use CORS_ALLOW_ORIGIN_REGEX)"
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "an origin is http(s)://host[:port]"
+    if parts.path or parts.query or parts.fragment or parts.username or "@" in parts.netloc:
+        return "an origin has no path, query or user part (no trailing slash either)"
+    if origin != origin.lower():
+        return "browsers send origins in lower case"
+    return None

@@ -1,26 +1,88 @@
-"""The status machine: queued -> running -> done | failed; a rerun moves done|failed -> queued."""
+"""The status table: every write to an analysis document names one of these moves, and
+flokraft_core.analysis_writes refuses a move the document's current status does not allow.
+
+    create                      (no document)            -> queued
+    rerun                       done | failed | none     -> queued
+    claim                       queued | none            -> running
+    reclaim       (recovery)    running                  -> running   its lease ran out
+    progress                    running                  -> (unchanged)
+    complete                    running                  -> done
+    complete_requeued (recovery) queued | none           -> done      a duplicate finished
+    requeue                     running                  -> queued    the attempt is retried
+    fail                        queued | running | none  -> failed
+    give_up                     queued | running | none  -> failed    dead-lettered
+    clear_publish_pending       any                      -> (unchanged)
+
+"none" is a document without a (known) status: the old Flask backend wrote those.
+docs/architecture.md draws this table; tests/test_architecture_doc.py keeps the two equal.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from flokraft_core.analyses import Status
 
-TRANSITIONS: Final[dict[Status, frozenset[Status]]] = {
-    Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED}),
-    # running -> queued happens when a worker gives a job back (nack) for a retry.
-    Status.RUNNING: frozenset({Status.DONE, Status.FAILED, Status.QUEUED}),
-    Status.DONE: frozenset({Status.QUEUED}),
-    Status.FAILED: frozenset({Status.QUEUED}),
+
+class Move(StrEnum):
+    CREATE = "create"
+    RERUN = "rerun"
+    CLAIM = "claim"
+    RECLAIM = "reclaim"
+    PROGRESS = "progress"
+    COMPLETE = "complete"
+    COMPLETE_REQUEUED = "complete_requeued"
+    REQUEUE = "requeue"
+    FAIL = "fail"
+    GIVE_UP = "give_up"
+    CLEAR_PUBLISH_PENDING = "clear_publish_pending"
+
+
+@dataclass(frozen=True)
+class Row:
+    # `None` in `sources`: a document without a known status (the old backend's).
+    sources: frozenset[Status | None]
+    # `None`: the move leaves the status as it is.
+    target: Status | None
+    # Recovery rows repair what concurrency leaves behind (a dead worker's lease, a
+    # duplicate delivery); they are not part of the ordinary lifecycle `can_transition`
+    # answers for.
+    recovery: bool = False
+    # True only for CREATE: the document must not exist yet.
+    creates: bool = False
+
+
+_ANY: Final[frozenset[Status | None]] = frozenset({*Status, None})
+_UNFINISHED: Final[frozenset[Status | None]] = frozenset({Status.QUEUED, Status.RUNNING, None})
+
+TABLE: Final[dict[Move, Row]] = {
+    Move.CREATE: Row(frozenset(), Status.QUEUED, creates=True),
+    Move.RERUN: Row(frozenset({Status.DONE, Status.FAILED, None}), Status.QUEUED),
+    Move.CLAIM: Row(frozenset({Status.QUEUED, None}), Status.RUNNING),
+    # The worker holding the lease died (or this worker got its own job back).
+    Move.RECLAIM: Row(frozenset({Status.RUNNING}), Status.RUNNING, recovery=True),
+    Move.PROGRESS: Row(frozenset({Status.RUNNING}), None),
+    Move.COMPLETE: Row(frozenset({Status.RUNNING}), Status.DONE),
+    # A second delivery of the same generation finished after the job was given back for
+    # a retry: its result is as valid as the retry's would be, so it is kept.
+    Move.COMPLETE_REQUEUED: Row(frozenset({Status.QUEUED, None}), Status.DONE, recovery=True),
+    Move.REQUEUE: Row(frozenset({Status.RUNNING}), Status.QUEUED),
+    Move.FAIL: Row(_UNFINISHED, Status.FAILED),
+    Move.GIVE_UP: Row(_UNFINISHED, Status.FAILED),
+    Move.CLEAR_PUBLISH_PENDING: Row(_ANY, None),
 }
 
 # Statuses from which a user may ask for a rerun; queued/running answer 409 instead.
-RERUNNABLE: Final[frozenset[Status]] = frozenset({Status.DONE, Status.FAILED})
+RERUNNABLE: Final[frozenset[Status]] = frozenset(
+    s for s in TABLE[Move.RERUN].sources if s is not None
+)
 
 
 class InvalidTransition(ValueError):
-    def __init__(self, current: Status | str | None, target: Status) -> None:
-        super().__init__(f"cannot move an analysis from {current!s} to {target.value}")
+    def __init__(self, current: Status | str | None, target: Status | Move) -> None:
+        super().__init__(f"cannot {target.value} an analysis that is {current!s}")
         self.current = current
         self.target = target
 
@@ -33,12 +95,24 @@ def parse_status(value: object) -> Status | None:
         return None
 
 
+def allows(move: Move, current: Status | str | None) -> bool:
+    """Whether `move` may be applied to an existing document in status `current`."""
+    return parse_status(current) in TABLE[move].sources
+
+
+def ensure_move(move: Move, current: Status | str | None) -> None:
+    if not allows(move, current):
+        raise InvalidTransition(current, move)
+
+
 def can_transition(current: Status | str | None, target: Status) -> bool:
+    """Whether the ordinary lifecycle (the table without its recovery rows) leads from
+    `current` to `target`."""
     parsed = parse_status(current)
-    if parsed is None:
-        # An old document without a status can only be (re)queued.
-        return target is Status.QUEUED
-    return target in TRANSITIONS[parsed]
+    return any(
+        row.target is target and parsed in row.sources and not row.recovery
+        for row in TABLE.values()
+    )
 
 
 def ensure_transition(current: Status | str | None, target: Status) -> None:
@@ -47,5 +121,4 @@ def ensure_transition(current: Status | str | None, target: Status) -> None:
 
 
 def can_rerun(current: Status | str | None) -> bool:
-    parsed = parse_status(current)
-    return parsed is None or parsed in RERUNNABLE
+    return allows(Move.RERUN, current)

@@ -1,10 +1,10 @@
 """The child process that runs one analysis: `python -m analyzer.child --result-fd N`.
 
 A fresh interpreter (never a fork of the worker, whose gRPC threads must not be copied)
-reads its request as JSON from stdin and writes JSON lines (progress, then one result or
-failure) to the pipe it inherited as fd N. The worker enforces the memory cap and the
-time limit from outside; the kernel limit set here is only the backstop for allocations
-faster than the worker's RSS poll.
+reads its `ChildRequest` from stdin and writes messages (analyzer.protocol: progress, then
+one result or failure) as JSON lines to the pipe it inherited as fd N. The worker
+enforces the memory cap and the time limit from outside; the kernel limit set here is
+only the backstop for allocations faster than the worker's RSS poll.
 """
 
 from __future__ import annotations
@@ -12,15 +12,24 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib
-import json
 import os
 import resource
 import signal
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from analyzer.engine import AnalysisResult, VideoDecodeError
+from analyzer.failures import FailureKind
+from analyzer.protocol import (
+    ChildFailureKind,
+    ChildMessage,
+    ChildRequest,
+    FailureMessage,
+    ProgressMessage,
+    ResultMessage,
+    encode,
+)
 from analyzer.settings import AnalyzerSettings
 from analyzer.sources import SourceError, local_video
 
@@ -79,47 +88,38 @@ class Reporter:
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
 
-    def send(self, message: dict[str, Any]) -> None:
-        self._stream.write(json.dumps(message) + "\n")
+    def send(self, message: ChildMessage) -> None:
+        self._stream.write(encode(message))
         self._stream.flush()
 
     def progress(self, fraction: float) -> None:
-        self.send({"type": "progress", "value": float(fraction)})
+        self.send(ProgressMessage(value=float(fraction)))
 
-    def failure(self, kind: str, message: str, *, retryable: bool) -> None:
+    def failure(self, kind: ChildFailureKind, message: str, *, retryable: bool) -> None:
         self.send(
-            {
-                "type": "failure",
-                "kind": kind,
-                "message": message,
-                "retryable": retryable,
-                "peak_rss_bytes": peak_rss_bytes(),
-            }
+            FailureMessage(
+                kind=kind, message=message, retryable=retryable, peak_rss_bytes=peak_rss_bytes()
+            )
         )
 
 
-def run_job(request: dict[str, Any], reporter: Reporter) -> None:
-    settings = AnalyzerSettings.model_validate(request["settings"])
+def run_job(request: ChildRequest, reporter: Reporter) -> None:
+    settings = AnalyzerSettings.model_validate(request.settings)
     try:
         engine = load_engine(settings.engine)
-        with local_video(request["video_url"], settings) as path:
-            result = engine(path, request["analysis_type"], progress=reporter.progress)
+        with local_video(request.video_url, settings) as path:
+            result = engine(path, request.analysis_type, progress=reporter.progress)
     except MemoryError:
-        reporter.failure("memory", "MemoryError", retryable=True)
+        reporter.failure(FailureKind.MEMORY, "MemoryError", retryable=True)
         return
     except VideoDecodeError as exc:
-        reporter.failure("decode", str(exc), retryable=False)
+        reporter.failure(FailureKind.DECODE, str(exc), retryable=False)
         return
     except SourceError as exc:
-        reporter.failure("source", exc.message, retryable=exc.retryable)
+        reporter.failure(FailureKind.SOURCE, exc.message, retryable=exc.retryable)
         return
     reporter.send(
-        {
-            "type": "result",
-            "metrics": result.metrics(),
-            "text": result.text,
-            "peak_rss_bytes": peak_rss_bytes(),
-        }
+        ResultMessage(metrics=result.metrics(), text=result.text, peak_rss_bytes=peak_rss_bytes())
     )
 
 
@@ -132,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     ignore_stop_signals()
     die_with_parent(args.parent_pid)
     set_memory_backstop(args.memory_backstop_bytes)
-    request = json.loads(sys.stdin.read())
+    request = ChildRequest.model_validate_json(sys.stdin.read())
     with os.fdopen(args.result_fd, "w", encoding="utf-8") as stream:
         reporter = Reporter(stream)
         try:
             run_job(request, reporter)
         except MemoryError:
-            reporter.failure("memory", "MemoryError", retryable=True)
+            reporter.failure(FailureKind.MEMORY, "MemoryError", retryable=True)
         except Exception as exc:  # any other engine failure is a crash of this attempt
-            reporter.failure("crash", type(exc).__name__, retryable=True)
+            reporter.failure(FailureKind.CRASH, type(exc).__name__, retryable=True)
             raise
     return 0
 

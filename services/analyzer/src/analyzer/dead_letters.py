@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from analyzer.failures import gave_up
+from flokraft_core.analyses import Fields
 from flokraft_core.analysis_jobs import AnalysisJobStore
 from flokraft_core.jobs import InvalidJobMessage, decode_job
 from flokraft_core.logs import get_logger
+from flokraft_core.status import Move
 
 log = get_logger(__name__)
 
@@ -25,11 +27,11 @@ def handle_dead_letter(store: AnalysisJobStore, data: bytes, attributes: Mapping
     document = store.load(job.analysis_id)
     if document is None:
         return "missing"
-    attempts = int(document.get("attempts") or 0)
-    error = document.get("error")
+    attempts = int(document.get(Fields.ATTEMPTS) or 0)
+    error = document.get(Fields.ERROR)
     reason = gave_up(attempts, error if isinstance(error, str) else None)
     # mark_failed checks the generation and never touches a done analysis.
-    if store.mark_failed(job.analysis_id, job.generation, reason):
+    if store.mark_failed(job.analysis_id, job.generation, reason, move=Move.GIVE_UP):
         log.warning("dead_letter_failed", analysis_id=job.analysis_id, reason=reason)
         return "marked_failed"
     return "ignored"

@@ -10,7 +10,6 @@ memory reason.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import signal
@@ -19,7 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import psutil
@@ -34,6 +34,13 @@ from analyzer.failures import (
     shutdown_failure,
     source_failure,
     timeout_failure,
+)
+from analyzer.protocol import (
+    ChildRequest,
+    FailureMessage,
+    FinalMessage,
+    MessageReader,
+    ProgressMessage,
 )
 from analyzer.settings import AnalyzerSettings
 from flokraft_core.logs import get_logger
@@ -70,6 +77,29 @@ class JobSuperseded:
 JobOutcome = JobSucceeded | JobFailed | JobSuperseded
 
 
+class StopReason(StrEnum):
+    """Why the worker killed a child (also the label of analyzer_child_kills_total)."""
+
+    MEMORY = "memory"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+    SUPERSEDED = "superseded"  # the job is no longer ours: a rerun or another worker
+
+
+@dataclass
+class _Watch:
+    """What the worker has seen of one child so far."""
+
+    started: float
+    deadline: float
+    last_report: float
+    reader: MessageReader = field(default_factory=MessageReader)
+    pipe_open: bool = True
+    progress: float = 0.0
+    final: FinalMessage | None = None
+    peak_rss: int = 0
+
+
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
     try:
@@ -95,24 +125,6 @@ def _kill_tree(pid: int) -> None:
             member.send_signal(signal.SIGKILL)
         except psutil.Error:
             continue
-
-
-class _Lines:
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
-        self._buffer += chunk
-        *complete, self._buffer = self._buffer.split(b"\n")
-        messages: list[dict[str, Any]] = []
-        for line in complete:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
-                messages.append(message)
-        return messages
 
 
 class JobRunner:
@@ -157,14 +169,14 @@ class JobRunner:
             )
         finally:
             os.close(write_fd)
-        request = {
-            "settings": settings.model_dump(mode="json"),
-            "video_url": video_url,
-            "analysis_type": analysis_type,
-        }
+        request = ChildRequest(
+            settings=settings.model_dump(mode="json"),
+            video_url=video_url,
+            analysis_type=analysis_type,
+        )
         assert process.stdin is not None
         try:
-            process.stdin.write(json.dumps(request).encode())
+            process.stdin.write(request.model_dump_json().encode())
             process.stdin.close()
         except BrokenPipeError:
             pass  # the child died at once; its exit status says why
@@ -184,60 +196,72 @@ class JobRunner:
         on_progress: ProgressSink,
         abort: threading.Event | None,
     ) -> JobOutcome:
-        settings = self._settings
-        deadline = started + settings.job_timeout_seconds
+        """Reads the child's messages and checks its limits until it exits or is killed."""
+        watch = _Watch(
+            started=started,
+            deadline=started + self._settings.job_timeout_seconds,
+            last_report=time.monotonic(),
+        )
         handle = psutil.Process(process.pid)
-        lines = _Lines()
-        final: dict[str, Any] | None = None
-        peak = 0
-        latest_progress = 0.0
-        last_report = time.monotonic()
-        pipe_open = True
-        killed: FailureKind | None = None
-        superseded = False
+        stopped: StopReason | None = None
         with selectors.DefaultSelector() as selector:
             selector.register(read_fd, selectors.EVENT_READ)
-            while pipe_open or process.poll() is None:
-                if pipe_open and selector.select(timeout=settings.memory_poll_seconds):
-                    chunk = os.read(read_fd, 65536)
-                    if not chunk:
-                        pipe_open = False
-                        selector.unregister(read_fd)
-                    for message in lines.feed(chunk):
-                        if message.get("type") == "progress":
-                            latest_progress = float(message.get("value", 0.0))
-                        elif message.get("type") in ("result", "failure"):
-                            final = message
-                elif not pipe_open:
-                    time.sleep(settings.memory_poll_seconds)
+            while watch.pipe_open or process.poll() is None:
+                self._read_messages(selector, read_fd, watch)
                 if process.poll() is not None:
                     continue
-                peak = max(peak, metrics.child_sampled(handle, _tree_rss(handle)))
-                now = time.monotonic()
-                if peak > self._cap_bytes:
-                    killed = FailureKind.MEMORY
-                elif now > deadline:
-                    killed = FailureKind.TIMEOUT
-                elif abort is not None and abort.is_set():
-                    killed = FailureKind.SHUTDOWN
-                elif now - last_report >= settings.progress_interval_seconds:
-                    last_report = now
-                    if not self._report(on_progress, latest_progress):
-                        killed, superseded = FailureKind.SHUTDOWN, True
-                if killed is not None:
-                    _kill_tree(process.pid)
-                    metrics.CHILD_KILLS.labels("superseded" if superseded else killed).inc()
-                    process.wait()
+                self._sample_tree_rss(handle, watch)
+                stopped = self._limit_reached(watch, on_progress, abort)
+                if stopped is not None:
+                    self._stop_child(process, stopped)
                     break
         metrics.child_ended(handle)
-        seconds = time.monotonic() - started
-        if final is not None and final.get("peak_rss_bytes"):
-            peak = max(peak, int(final["peak_rss_bytes"]))
-        if superseded:
-            return JobSuperseded(peak, seconds)
-        if killed is not None:
-            return JobFailed(self._kill_failure(killed), peak, seconds)
-        return self._outcome(process.returncode, final, peak, seconds)
+        return self._outcome(process.returncode, watch, stopped)
+
+    def _read_messages(self, selector: selectors.BaseSelector, read_fd: int, watch: _Watch) -> None:
+        """Waits up to one memory poll for the pipe; keeps the latest progress and the
+        final message."""
+        poll = self._settings.memory_poll_seconds
+        if not watch.pipe_open:
+            time.sleep(poll)
+            return
+        if not selector.select(timeout=poll):
+            return
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            watch.pipe_open = False
+            selector.unregister(read_fd)
+        for message in watch.reader.feed(chunk):
+            if isinstance(message, ProgressMessage):
+                watch.progress = message.value
+            else:
+                watch.final = message
+
+    def _sample_tree_rss(self, handle: psutil.Process, watch: _Watch) -> None:
+        """The memory sample of the child and its own children (what the cap applies to)."""
+        watch.peak_rss = max(watch.peak_rss, metrics.child_sampled(handle, _tree_rss(handle)))
+
+    def _limit_reached(
+        self, watch: _Watch, on_progress: ProgressSink, abort: threading.Event | None
+    ) -> StopReason | None:
+        """Whether the child must stop now; reports progress when it is due."""
+        now = time.monotonic()
+        if watch.peak_rss > self._cap_bytes:
+            return StopReason.MEMORY
+        if now > watch.deadline:
+            return StopReason.TIMEOUT
+        if abort is not None and abort.is_set():
+            return StopReason.SHUTDOWN
+        if now - watch.last_report >= self._settings.progress_interval_seconds:
+            watch.last_report = now
+            if not self._report(on_progress, watch.progress):
+                return StopReason.SUPERSEDED
+        return None
+
+    def _stop_child(self, process: subprocess.Popen[bytes], reason: StopReason) -> None:
+        _kill_tree(process.pid)
+        metrics.CHILD_KILLS.labels(reason.value).inc()
+        process.wait()
 
     def _report(self, on_progress: ProgressSink, value: float) -> bool:
         try:
@@ -246,36 +270,27 @@ class JobRunner:
             log.warning("progress_write_failed", error=type(exc).__name__, detail=str(exc)[:200])
             return True
 
-    def _kill_failure(self, kind: FailureKind) -> Failure:
-        if kind is FailureKind.MEMORY:
+    def _kill_failure(self, reason: StopReason) -> Failure:
+        if reason is StopReason.MEMORY:
             return memory_failure(self._settings.job_memory_limit_mb)
-        if kind is FailureKind.TIMEOUT:
+        if reason is StopReason.TIMEOUT:
             return timeout_failure(self._settings.job_timeout_seconds)
         return shutdown_failure()
 
-    def _outcome(
-        self, returncode: int, final: dict[str, Any] | None, peak: int, seconds: float
-    ) -> JobOutcome:
-        if final is not None and final.get("type") == "result":
-            return JobSucceeded(
-                metrics=dict(final.get("metrics") or {}),
-                text=str(final.get("text") or ""),
-                peak_rss_bytes=peak,
-                seconds=seconds,
-            )
+    def _outcome(self, returncode: int, watch: _Watch, stopped: StopReason | None) -> JobOutcome:
+        seconds = time.monotonic() - watch.started
+        final = watch.final
+        peak = max(watch.peak_rss, final.peak_rss_bytes if final is not None else 0)
+        if stopped is StopReason.SUPERSEDED:
+            return JobSuperseded(peak, seconds)
+        if stopped is not None:
+            return JobFailed(self._kill_failure(stopped), peak, seconds)
+        if isinstance(final, FailureMessage):
+            return JobFailed(self._child_failure(final), peak, seconds)
         if final is not None:
-            kind = final.get("kind")
-            message = str(final.get("message") or "")
-            retryable = bool(final.get("retryable", True))
-            if kind == "memory":
-                failure = memory_failure(self._settings.job_memory_limit_mb)
-            elif kind == "decode":
-                failure = decode_failure(message)
-            elif kind == "source":
-                failure = source_failure(message, retryable=retryable)
-            else:
-                failure = crash_failure(message or "unknown error")
-            return JobFailed(failure, peak, seconds)
+            return JobSucceeded(
+                metrics=dict(final.metrics), text=final.text, peak_rss_bytes=peak, seconds=seconds
+            )
         if returncode < 0:
             try:
                 detail = f"killed by {signal.Signals(-returncode).name}"
@@ -284,3 +299,12 @@ class JobRunner:
         else:
             detail = f"exit status {returncode}"
         return JobFailed(crash_failure(detail), peak, seconds)
+
+    def _child_failure(self, message: FailureMessage) -> Failure:
+        if message.kind is FailureKind.MEMORY:
+            return memory_failure(self._settings.job_memory_limit_mb)
+        if message.kind is FailureKind.DECODE:
+            return decode_failure(message.message)
+        if message.kind is FailureKind.SOURCE:
+            return source_failure(message.message, retryable=message.retryable)
+        return crash_failure(message.message or "unknown error")

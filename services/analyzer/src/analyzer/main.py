@@ -21,6 +21,7 @@ from analyzer.settings import AnalyzerSettings, get_settings
 from analyzer.worker import Worker
 from flokraft_core.readiness import check_firestore_sync
 from flokraft_core.web.app import create_service_app
+from flokraft_core.web.server import serve
 
 
 def _worker(app: FastAPI) -> Worker:
@@ -79,16 +80,14 @@ app = create_app()
 
 def run() -> None:
     settings = get_settings()
-    config = uvicorn.Config(
+    # The worker's own grace (SHUTDOWN_GRACE_SECONDS) follows the HTTP drain.
+    serve(
         app,
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        server_header=False,
+        graceful_shutdown_seconds=5,
+        server_class=_Server,
     )
-    _Server(config).run()
 
 
 if __name__ == "__main__":

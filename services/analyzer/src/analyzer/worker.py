@@ -30,14 +30,15 @@ from analyzer.dead_letters import handle_dead_letter
 from analyzer.failures import Failure, FailureKind, invalid_failure
 from analyzer.job_runner import JobFailed, JobRunner, JobSucceeded, JobSuperseded
 from analyzer.settings import AnalyzerSettings
+from flokraft_core.analyses import AnalysisType, Fields
 from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
 from flokraft_core.firestore_client import sync_client
 from flokraft_core.jobs import InvalidJobMessage, JobMessage, decode_job
 from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import reads_labelled
 
 log = get_logger(__name__)
 
-ANALYSIS_TYPES = ("couple", "solo")
 _HEARTBEAT_SECONDS = 1.0
 _RESUBSCRIBE_SECONDS = 5.0
 
@@ -58,6 +59,7 @@ class Worker:
         self.store = AnalysisJobStore(
             self.db,
             settings.firestore_collection,
+            markers_collection=settings.firestore_feed_collection,
             owner=worker_id(),
             timeout=settings.firestore_timeout_seconds,
             lease_seconds=settings.lease_seconds,
@@ -199,7 +201,7 @@ class Worker:
     # --- job messages ----------------------------------------------------------------
 
     def _on_job(self, message: Message) -> None:
-        with self._running():
+        with self._running(), reads_labelled("job"):
             try:
                 action, outcome = self.process(message)
             except Exception as exc:  # Firestore down, etc.: the message comes back later
@@ -258,12 +260,14 @@ class Worker:
     def _run(
         self, job: JobMessage, message: Message, data: dict[str, Any], attempts: int, bound: Any
     ) -> tuple[Action, str]:
-        video_url = data.get("video_url")
-        analysis_type = data.get("analysis_type") or "couple"  # the old backend's default
+        video_url = data.get(Fields.VIDEO_URL)
+        analysis_type = (
+            data.get(Fields.ANALYSIS_TYPE) or AnalysisType.COUPLE.value
+        )  # the old backend's default
         if not isinstance(video_url, str) or not video_url:
             failure = invalid_failure("the analysis has no video")
             return self._failed(job, message, failure, attempts, bound)
-        if analysis_type not in ANALYSIS_TYPES:
+        if analysis_type not in set(AnalysisType):
             failure = invalid_failure(f"unknown analysis type {str(analysis_type)[:40]!r}")
             return self._failed(job, message, failure, attempts, bound)
         bound.info("job_started", attempts=attempts)
@@ -319,6 +323,10 @@ class Worker:
     # --- dead letters ----------------------------------------------------------------
 
     def _on_dead_letter(self, message: Message) -> None:
+        with reads_labelled("dead_letter"):
+            self._handle_dead_letter(message)
+
+    def _handle_dead_letter(self, message: Message) -> None:
         try:
             action = handle_dead_letter(self.store, message.data, dict(message.attributes))
         except Exception as exc:

@@ -1,24 +1,17 @@
-"""FastAPI dependencies of query-api: the read repository and the settings on app.state."""
+"""FastAPI dependencies of query-api: the read repository, the list versions and the
+settings the lifespan built once."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from flokraft_core.analysis_reads import AnalysisReads
+from flokraft_core.web.state import from_app_state
+from query_api.list_versions import ListVersions
 from query_api.settings import QueryApiSettings
 
-
-def get_reads(request: Request) -> AnalysisReads:
-    reads: AnalysisReads = request.app.state.reads
-    return reads
-
-
-def get_app_settings(request: Request) -> QueryApiSettings:
-    settings: QueryApiSettings = request.app.state.settings
-    return settings
-
-
-Reads = Annotated[AnalysisReads, Depends(get_reads)]
-Settings = Annotated[QueryApiSettings, Depends(get_app_settings)]
+Reads = Annotated[AnalysisReads, Depends(from_app_state("reads", AnalysisReads))]
+Versions = Annotated[ListVersions, Depends(from_app_state("versions", ListVersions))]
+Settings = Annotated[QueryApiSettings, Depends(from_app_state("settings", QueryApiSettings))]

@@ -1,16 +1,33 @@
-"""Strong ETags from the exact response bytes, and the If-None-Match check (RFC 9110).
+"""ETags of query-api's answers and the If-None-Match check (RFC 9110).
 
-The tag is a hash of the body, so nothing has to be remembered between polls: a poller
-whose page did not change gets 304 without a body, and no server state grows with it.
+Two kinds:
+- `strong_etag`: a hash of the exact body. Needs the body, so a 304 costs the full read;
+  used for the detail, the admin list, and users who have no change marker yet.
+- `marker_etag`: a weak tag made from the caller's change-marker version and the request's
+  scope (user, filters, limit, page token, response format). Checking it needs only the
+  marker, so an unchanged poll is answered without the list query. The tag carries the
+  time it was issued, and a tag older than the configured age is not honoured: a write that
+  bypassed the services (and so did not bump the marker) shows within that age.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Final
+
+# Bump when the list's JSON changes shape: every tag issued before then stops matching.
+LIST_FORMAT_VERSION: Final = "1"
+# A client clock is not involved (the server issues and checks), but replicas' clocks
+# differ a little: a tag "issued" slightly in the future is still honoured.
+_CLOCK_SKEW_SECONDS: Final = 60
 
 
 def strong_etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _candidates(if_none_match: str | None) -> list[str]:
+    return [tag.strip() for tag in (if_none_match or "").split(",") if tag.strip()]
 
 
 def none_match(if_none_match: str | None, etag: str) -> bool:
@@ -18,11 +35,38 @@ def none_match(if_none_match: str | None, etag: str) -> bool:
 
     If-None-Match uses the weak comparison: `W/"x"` matches `"x"`; `*` matches anything.
     """
-    if not if_none_match:
-        return False
     wanted = etag.removeprefix("W/")
-    for candidate in if_none_match.split(","):
-        tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == wanted:
-            return True
-    return False
+    return any(tag == "*" or tag.removeprefix("W/") == wanted for tag in _candidates(if_none_match))
+
+
+def marker_etag(version: int, issued_at: int, scope: str) -> str:
+    digest = hashlib.blake2b(
+        f"{LIST_FORMAT_VERSION}\n{scope}\n{version}\n{issued_at}".encode(), digest_size=12
+    ).hexdigest()
+    return f'W/"m{version}.{issued_at:x}.{digest}"'
+
+
+def held_marker_etag(
+    if_none_match: str | None, *, version: int, scope: str, now: int, max_age_seconds: float
+) -> str | None:
+    """The client's tag when it was made from `version` for `scope` no longer than
+    `max_age_seconds` ago, else None. The 304 must echo this tag unchanged: answering with
+    a freshly issued one would let a polling client's tag never age."""
+    for candidate in _candidates(if_none_match):
+        body = candidate.removeprefix("W/").strip('"')
+        version_text, _, rest = body.removeprefix("m").partition(".")
+        issued_text, _, _digest = rest.partition(".")
+        if not body.startswith("m") or not version_text.isdigit():
+            continue
+        try:
+            issued_at = int(issued_text, 16)
+        except ValueError:
+            continue
+        if int(version_text) != version:
+            continue
+        if not now - max_age_seconds <= issued_at <= now + _CLOCK_SKEW_SECONDS:
+            continue
+        tag = marker_etag(version, issued_at, scope)
+        if candidate.removeprefix("W/") == tag.removeprefix("W/"):
+            return tag
+    return None

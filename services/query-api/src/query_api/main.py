@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from flokraft_core.analysis_reads import AnalysisReads
-from flokraft_core.firestore_client import async_client
+from flokraft_core.firestore_client import async_client, sync_client
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
+from query_api.change_feed import ChangeFeed
+from query_api.list_versions import ListVersions
 from query_api.routers.admin import admin_router
 from query_api.routers.analyses import analyses_router
 from query_api.settings import QueryApiSettings, get_settings
@@ -22,16 +24,36 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built once; routes get it through query_api.dependencies.
         app.state.db = async_client(settings)
         app.state.reads = AnalysisReads(
             app.state.db,
             settings.firestore_collection,
+            markers_collection=settings.firestore_feed_collection,
             timeout_seconds=settings.firestore_timeout_seconds,
             retry_seconds=settings.firestore_retry_seconds,
+        )
+        feed = None
+        if settings.list_etag_from_feed:
+            # Listeners exist only on the sync client; it runs them on its own threads.
+            feed_db = sync_client(settings)
+            feed = ChangeFeed(
+                feed_db,
+                settings.firestore_feed_collection,
+                max_users=settings.change_feed_max_users,
+                verify_seconds=settings.change_feed_verify_seconds,
+            )
+            await feed.start()
+        app.state.feed = feed
+        app.state.versions = ListVersions(
+            app.state.reads, feed, trust_feed=settings.list_etag_from_feed
         )
         try:
             yield
         finally:
+            if feed is not None:
+                await feed.stop()
+                feed_db.close()  # type: ignore[no-untyped-call]
             app.state.db.close()
 
     async def firestore_ready(app: FastAPI) -> None:
@@ -52,7 +74,7 @@ app = create_app()
 
 def run() -> None:
     settings = get_settings()
-    serve(app, settings, host=settings.host, port=settings.port)
+    serve(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,16 @@
-"""The error body and the non-200 answers every route declares, so that the OpenAPI
-document is complete enough for clients and for schemathesis to check against."""
+"""The non-200 answers every route declares (the error ones are core's, shared with
+rerun-api), so that the OpenAPI document is complete enough for clients and for
+schemathesis to check against."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
-from query_api.etag import strong_etag
+from flokraft_core.web.errors import STANDARD_ERRORS
 
 CACHE_CONTROL = "private, no-cache"
 # Two callers never share a list: the answer depends on who the token says they are.
 VARY = "Authorization"
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
-    request_id: str | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
 
 
 NOT_MODIFIED: dict[str, Any] = {
@@ -34,16 +18,14 @@ NOT_MODIFIED: dict[str, Any] = {
     "content": {},
 }
 
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    304: NOT_MODIFIED,
-    401: _error("Missing, expired, badly signed or wrong-audience bearer token."),
-    422: _error("A parameter is invalid; `error.param` names it."),
-    429: _error("Rate limit exceeded; see Retry-After."),
-    503: _error("Firestore or the token keys are unavailable; retry shortly."),
-}
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {304: NOT_MODIFIED, **STANDARD_ERRORS}
 
 CACHE_HEADERS: dict[str, Any] = {
-    "ETag": {"description": "Strong tag of the body.", "schema": {"type": "string"}},
+    "ETag": {
+        "description": "Tag for If-None-Match: weak and made from the caller's change marker "
+        "on the user list, strong (a hash of the body) elsewhere.",
+        "schema": {"type": "string"},
+    },
     "Cache-Control": {"description": CACHE_CONTROL, "schema": {"type": "string"}},
 }
 
@@ -60,5 +42,5 @@ PAGE_HEADERS: dict[str, Any] = {
 }
 
 
-def cache_headers(body: bytes) -> dict[str, str]:
-    return {"ETag": strong_etag(body), "Cache-Control": CACHE_CONTROL, "Vary": VARY}
+def cache_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": VARY}

@@ -26,6 +26,27 @@ class QueryApiSettings(HttpServiceSettings):
         description="Total time transient Firestore errors are retried (0: no retry).",
     )
 
+    list_etag_max_age_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Age after which a list ETag made from the change marker is no longer "
+        "honoured, so a write that bypassed the services shows within it.",
+    )
+    list_etag_from_feed: bool = Field(
+        False,
+        description="Answer unchanged polls from the change feed's listener, reading nothing "
+        "(a change then shows once the listener delivers it, not on the very next poll).",
+    )
+    change_feed_max_users: int = Field(
+        20000, ge=100, description="Users whose latest marker version a replica keeps (LRU)."
+    )
+    change_feed_verify_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a version from the listener is trusted before one marker read "
+        "confirms it again (bounds staleness if the listener stalls unnoticed).",
+    )
+
     @model_validator(mode="after")
     def _default_within_max(self) -> QueryApiSettings:
         if self.list_default_limit > self.list_max_limit:

@@ -15,16 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from flokraft_core.analyses import utc_now
+from flokraft_core.auth import Principal
+from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import count_reads
 from flokraft_core.web.errors import ApiError
 from rerun_api.settings import RerunApiSettings
+
+log = get_logger(__name__)
 
 HEADER: Final = "Idempotency-Key"
 MAX_KEY_LENGTH: Final = 255
@@ -83,10 +92,6 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _conflict() -> ApiError:
     return ApiError(
         409,
@@ -136,7 +141,7 @@ class IdempotencyStore:
         self.timeout = settings.firestore_timeout_seconds
 
     def _fresh_record(self, request_hash: str) -> dict[str, Any]:
-        now = _now()
+        now = utc_now()
         return {
             "state": IN_FLIGHT,
             "request_hash": request_hash,
@@ -162,10 +167,11 @@ class IdempotencyStore:
             except gexc.AlreadyExists:
                 pass
             snapshot = await ref.get(timeout=self.timeout, retry=None)
+            count_reads(1)
             data = snapshot.to_dict() if snapshot.exists else None
             if data is None:
                 continue
-            now = _now()
+            now = utc_now()
             if _before(data.get("expires_at"), now):
                 return await self._take_over(ref, snapshot, request_hash)
             if data.get("request_hash") != request_hash:
@@ -207,9 +213,70 @@ def _stored_answer(data: dict[str, Any]) -> StoredAnswer:
     )
 
 
-def get_idempotency_store(request: Request) -> IdempotencyStore:
-    store: IdempotencyStore = request.app.state.idempotency
-    return store
+# Errors of the record's own writes after the request's work is done or abandoned: the
+# request's answer stands, and the record's lock runs out on its own.
+_RECORD_WRITE_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
 
-IdempotencyStoreDep = Annotated[IdempotencyStore, Depends(get_idempotency_store)]
+class Idempotent:
+    """What the body of `idempotent(...)` sees: a stored answer to replay, or the means to
+    store its own answer."""
+
+    def __init__(self, claim: IdempotencyClaim | None) -> None:
+        self._claim = claim
+        self.replay: JSONResponse | None = None
+        if claim is not None and claim.replay is not None:
+            answer = claim.replay
+            self.replay = JSONResponse(
+                answer.body,
+                status_code=answer.status,
+                headers={**answer.headers, "Idempotent-Replayed": "true"},
+            )
+
+    async def answer(
+        self, status: int, body: dict[str, Any], headers: dict[str, str]
+    ) -> JSONResponse:
+        """The request's answer, stored for the key (if any) so a retry replays it."""
+        if self._claim is not None:
+            try:
+                await self._claim.complete(status, body, headers)
+            except _RECORD_WRITE_ERRORS as exc:
+                log.warning("idempotency_store_failed", error=type(exc).__name__)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def release(self) -> None:
+        if self._claim is None or self._claim.replay is not None:
+            return
+        try:
+            await self._claim.release()
+        except _RECORD_WRITE_ERRORS as exc:
+            # The record's lock runs out on its own; a retry then takes the key over.
+            log.warning("idempotency_release_failed", error=type(exc).__name__)
+
+
+@asynccontextmanager
+async def idempotent(
+    store: IdempotencyStore,
+    key: str | None,
+    principal: Principal,
+    request: Request,
+    request_hash: str,
+) -> AsyncIterator[Idempotent]:
+    """Claims `key` for this request (no key: nothing is stored), yields the answer to
+    replay if one exists, and releases the key when the body raises: every error this
+    service returns leaves nothing a retry could duplicate, so the retry runs again."""
+    claim = None
+    if key is not None:
+        claim = await store.claim(
+            uid=principal.uid,
+            method=request.method,
+            path=request.url.path,
+            key=key,
+            request_hash=request_hash,
+        )
+    attempt = Idempotent(claim)
+    try:
+        yield attempt
+    except Exception:
+        await attempt.release()
+        raise

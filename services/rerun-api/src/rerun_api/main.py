@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from flokraft_core.analysis_commands import AnalysisCommands
 from flokraft_core.firestore_client import async_client
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
@@ -25,10 +26,17 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Built once; routes get them through rerun_api.dependencies.
         app.state.db = async_client(settings)
+        app.state.commands = AnalysisCommands(
+            app.state.db,
+            settings.firestore_collection,
+            markers_collection=settings.firestore_feed_collection,
+            rpc_timeout=settings.firestore_timeout_seconds,
+        )
         app.state.publisher = JobPublisher(settings)
         app.state.idempotency = IdempotencyStore(app.state.db, settings)
-        reconciler = OutboxReconciler(app.state.db, app.state.publisher, settings)
+        reconciler = OutboxReconciler(app.state.commands, app.state.publisher, settings)
         outbox_task = asyncio.create_task(reconciler.run_forever(), name="outbox-reconciler")
         try:
             yield
@@ -62,7 +70,7 @@ app = create_app()
 
 def run() -> None:
     settings = get_settings()
-    serve(app, settings, host=settings.host, port=settings.port)
+    serve(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,13 @@ import asyncio
 import random
 from datetime import timedelta
 
-from google.cloud import firestore
 from prometheus_client import Counter, Gauge
 
-from flokraft_core.analysis_commands import (
-    PendingPublish,
-    clear_publish_pending,
-    find_pending_publishes,
-)
+from flokraft_core.analysis_commands import AnalysisCommands, PendingPublish
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import new_job
 from flokraft_core.logs import get_logger
+from flokraft_core.read_costs import reads_labelled
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)
@@ -45,21 +41,18 @@ LAST_PENDING = Gauge(
 
 class OutboxReconciler:
     def __init__(
-        self, db: firestore.AsyncClient, publisher: JobPublisher, settings: RerunApiSettings
+        self, commands: AnalysisCommands, publisher: JobPublisher, settings: RerunApiSettings
     ) -> None:
-        self._db = db
+        self._commands = commands
         self._publisher = publisher
         self._settings = settings
 
     async def run_once(self) -> int:
         """One pass; returns how many jobs were re-published and their markers cleared."""
         settings = self._settings
-        pending = await find_pending_publishes(
-            self._db,
-            settings.firestore_collection,
+        pending = await self._commands.find_pending_publishes(
             older_than=timedelta(seconds=settings.outbox_max_age_seconds),
             limit=settings.outbox_batch_size,
-            rpc_timeout=settings.firestore_timeout_seconds,
         )
         PENDING_FOUND.inc(len(pending))
         LAST_PENDING.set(len(pending))
@@ -88,13 +81,7 @@ class OutboxReconciler:
             log.warning("outbox_republish_failed", analysis_id=item.analysis_id, error=str(exc))
             return False
         REPUBLISHED.inc()
-        cleared = await clear_publish_pending(
-            self._db,
-            settings.firestore_collection,
-            item.analysis_id,
-            item.generation,
-            rpc_timeout=settings.firestore_timeout_seconds,
-        )
+        cleared = await self._commands.clear_publish_pending(item.analysis_id, item.generation)
         log.info(
             "outbox_republished",
             analysis_id=item.analysis_id,
@@ -109,7 +96,8 @@ class OutboxReconciler:
             # Jitter keeps replicas started together from scanning in lockstep.
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311
             try:
-                await self.run_once()
+                with reads_labelled("outbox"):
+                    await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # an outage must never end the loop

@@ -6,7 +6,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
 
@@ -19,8 +26,21 @@ VIDEO_URL_PATTERN: Final = rf"^(?:gs|https)://{_AUTHORITY}{_PATH}$"
 _FILE_URL = re.compile(rf"^file://(?:{_AUTHORITY})?{_PATH}$")
 _VIDEO_URL = re.compile(VIDEO_URL_PATTERN)
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-DancerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+def _stripped_not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# The length is checked on what was sent, as the OpenAPI schema says (maxLength 100), and
+# only then stripped: stripping first accepted a 101-character value whose first
+# character is whitespace, which the schema promises to refuse.
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_stripped_not_blank)
+]
+DancerName = ShortText
 DancerList = Annotated[list[DancerName], Field(min_length=1, max_length=10)]
 
 
@@ -80,16 +100,3 @@ class RerunAccepted(BaseModel):
         description="Whether Pub/Sub confirmed the job at once; if not, the outbox sends it."
     )
     queued_at: datetime
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    param: str | None = None
-    request_id: str | None = None
-    status: str | None = Field(None, description="Current status, on 409 for a busy analysis.")
-    generation: int | None = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail

@@ -76,6 +76,8 @@ def shared_env(s: StackSettings) -> dict[str, str]:
         "DEVAUTH_KEY_FILE": str(REPO_ROOT / ".local" / "devauth" / "signing-key.pem"),
         "LOG_FORMAT": "console" if use_console(s.log_format, sys.stdout) else "json",
         "PYTHONUNBUFFERED": "1",
+        # A frontend dev server on any local port may call the APIs (CORS).
+        "CORS_ALLOW_ORIGIN_REGEX": r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?",
     }
 
 
@@ -98,7 +100,7 @@ def processes(s: StackSettings) -> list[Process]:
         ),
         Process(
             "devauth",
-            f"{py} -m flokraft_core.devauth serve --host {s.host} --port {s.devauth_port}",
+            f"{py} -m flokraft_core.dev.devauth serve --host {s.host} --port {s.devauth_port}",
             "white",
             priority=30,
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 
-class ApiError(Exception):
+class GrpcStatusError(Exception):
     """A request failure carrying the gRPC status code the real service would return."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -14,10 +14,10 @@ class ApiError(Exception):
         self.message = message
 
 
-def not_found(what: str, name: str) -> ApiError:
+def not_found(what: str, name: str) -> GrpcStatusError:
     # Same wording shape as Google's: clients and humans grep for "Resource not found".
-    return ApiError(grpc.StatusCode.NOT_FOUND, f"Resource not found ({what}={name}).")
+    return GrpcStatusError(grpc.StatusCode.NOT_FOUND, f"Resource not found ({what}={name}).")
 
 
-def invalid(message: str) -> ApiError:
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+def invalid(message: str) -> GrpcStatusError:
+    return GrpcStatusError(grpc.StatusCode.INVALID_ARGUMENT, message)

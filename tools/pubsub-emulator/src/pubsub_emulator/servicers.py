@@ -19,7 +19,7 @@ from google.pubsub_v1 import types
 
 from pubsub_emulator import wire
 from pubsub_emulator.delivery import Delivery, Stream, SubscriptionDeletedError
-from pubsub_emulator.errors import ApiError, invalid
+from pubsub_emulator.errors import GrpcStatusError, invalid
 from pubsub_emulator.state import Registry
 
 _log = logging.getLogger("pubsub_emulator")
@@ -39,13 +39,13 @@ def _pb(proto_plus_type: Any) -> Any:
 
 
 def _translate_errors(method: _Unary) -> _Unary:
-    """Turn ApiError into the gRPC status the real service would send."""
+    """Turn GrpcStatusError into the gRPC status the real service would send."""
 
     @functools.wraps(method)
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(request, context)
-        except ApiError as error:
+        except GrpcStatusError as error:
             context.abort(error.code, error.message)
         except SubscriptionDeletedError as error:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Subscription deleted: {error}")
@@ -149,7 +149,7 @@ class PubSubServicer:
             return
         try:
             delivery, stream = self._open_stream(first)
-        except ApiError as error:
+        except GrpcStatusError as error:
             context.abort(error.code, error.message)
         except SubscriptionDeletedError:
             context.abort(grpc.StatusCode.NOT_FOUND, "Subscription deleted.")

@@ -24,7 +24,7 @@ from pubsub_emulator.delivery import (
     DeliveryPolicy,
     StoredMessage,
 )
-from pubsub_emulator.errors import ApiError, invalid, not_found
+from pubsub_emulator.errors import GrpcStatusError, invalid, not_found
 from pubsub_emulator.scheduler import Scheduler
 
 _log = logging.getLogger("pubsub_emulator")
@@ -83,7 +83,7 @@ class Registry:
     def create_topic(self, request: Any) -> Any:
         name = names.validate_topic(request.name)
         if request.kms_key_name or request.HasField("schema_settings"):
-            raise ApiError(
+            raise GrpcStatusError(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "The emulator supports neither CMEK nor schemas on topics.",
             )
@@ -91,7 +91,7 @@ class Registry:
         config.CopyFrom(request)
         with self._lock:
             if name in self._topics:
-                raise ApiError(grpc.StatusCode.ALREADY_EXISTS, "Topic already exists")
+                raise GrpcStatusError(grpc.StatusCode.ALREADY_EXISTS, "Topic already exists")
             self._topics[name] = _Topic(config)
         _log.info("created topic %s", name)
         return config
@@ -155,7 +155,7 @@ class Registry:
         config.state = SubscriptionPb.State.ACTIVE
         with self._lock:
             if name in self._subscriptions:
-                raise ApiError(grpc.StatusCode.ALREADY_EXISTS, "Subscription already exists")
+                raise GrpcStatusError(grpc.StatusCode.ALREADY_EXISTS, "Subscription already exists")
             topic = self._topics.get(request.topic)
             if topic is None:
                 raise not_found("topic", request.topic)
@@ -300,7 +300,7 @@ class Registry:
                 backlog_messages + count > limits.max_backlog_messages
                 or backlog_bytes + size > limits.max_backlog_bytes
             ):
-                raise ApiError(
+                raise GrpcStatusError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"Backlog of subscription {subscription.delivery.name} is full "
                     f"({backlog_messages} messages, {backlog_bytes} bytes; emulator limits "
@@ -332,7 +332,7 @@ class Registry:
         try:
             for start in range(0, len(messages), MAX_MESSAGES_PER_PUBLISH):
                 self.publish(target, messages[start : start + MAX_MESSAGES_PER_PUBLISH])
-        except ApiError as error:
+        except GrpcStatusError as error:
             # The real service retries forwarding; here the messages are dropped, loudly.
             _log.warning(
                 "dropped %d dead-lettered messages of %s: %s",
@@ -359,7 +359,7 @@ def _reject_unsupported_subscription_features(request: Any) -> None:
     if request.HasField("cloud_storage_config"):
         unsupported.append("cloud_storage_config")
     if unsupported:
-        raise ApiError(
+        raise GrpcStatusError(
             grpc.StatusCode.UNIMPLEMENTED,
             f"The emulator does not support {', '.join(unsupported)} on subscriptions.",
         )

@@ -41,10 +41,26 @@ class RunningEmulator:
 
 
 def free_port() -> int:
+    """A port nothing listens on right now, on 127.0.0.1 (the repository's tests and
+    benchmarks take theirs from here too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def emulator_command(port: int, extra_args: Sequence[str] = ()) -> list[str]:
+    """How the emulator is started for tests, whoever manages the process."""
+    return [
+        sys.executable,
+        "-m",
+        "pubsub_emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra_args,
+    ]
 
 
 def start_emulator(
@@ -62,19 +78,7 @@ def start_emulator(
     last_error = ""
     for _ in range(attempts):
         chosen = port if port is not None else free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pubsub_emulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(chosen),
-                *extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        process = subprocess.Popen(emulator_command(chosen, extra_args), stdout=subprocess.DEVNULL)
         emulator = RunningEmulator(f"127.0.0.1:{chosen}", chosen, process)
         try:
             _wait_ready(emulator, ready_timeout)

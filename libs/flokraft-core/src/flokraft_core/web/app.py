@@ -8,13 +8,15 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import export_memory_limit, log_memory_forever
+from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
+from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
@@ -26,6 +28,13 @@ _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 # Per-handler latency buckets fine enough to see the list's 100 ms target and the
 # rerun's 50 ms aim (the instrumentator's default is 0.1, 0.5, 1 s).
 _HANDLER_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+async def _label_reads(request: Request) -> None:
+    # Async on purpose: a sync dependency runs in a worker thread, whose context copy
+    # would not carry the label back to the route.
+    route = request.scope.get("route")
+    bind_route(getattr(route, "path", "other"))
 
 
 def create_service_app(
@@ -40,6 +49,7 @@ def create_service_app(
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
     export_memory_limit(settings.memory_limit_bytes)
+    set_service(settings.service_name)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,11 +71,22 @@ def create_service_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await memory_task
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=app_lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=app_lifespan,
+        dependencies=[Depends(_label_reads)],
+    )
     install_error_handlers(app)
     app.include_router(health_router(readiness or {}, settings.readiness_timeout_seconds, liveness))
     for router in routers:
         app.include_router(router)
+    if isinstance(settings, HttpServiceSettings):
+        # Inside the metrics middleware, so preflights are counted like any request; any
+        # middleware that answers by itself must be added before this, or its answers
+        # reach the browser without CORS headers (unreadable to the frontend).
+        install_cors(app, settings, served_methods(routers))
     Instrumentator(
         should_group_status_codes=False,
         excluded_handlers=_NOT_INSTRUMENTED,

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flokraft_core.logs import get_logger
@@ -29,6 +30,46 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     gexc.InternalServerError,
     gexc.Unknown,
     TimeoutError,
+)
+
+
+class Problem(BaseModel):
+    param: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+    details: list[Problem] | None = Field(None, description="Every invalid part, on a 422.")
+    status: str | None = Field(None, description="Current status, on 409 for a busy analysis.")
+    generation: int | None = None
+
+
+class ErrorBody(BaseModel):
+    """The OpenAPI model of every error answer (see `error_body`)."""
+
+    error: ErrorDetail
+
+
+def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses, each with the ErrorBody model."""
+    return {
+        status: {"model": ErrorBody, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
+# What every authenticated route of both APIs may answer; routes add their own statuses.
+STANDARD_ERRORS: dict[int | str, dict[str, Any]] = error_responses(
+    {
+        401: "Missing, expired, badly signed or wrong-audience bearer token.",
+        422: "A parameter or the body is invalid; `error.param` names it.",
+        429: "Rate limit exceeded; see Retry-After.",
+        503: "Firestore, Pub/Sub or the token keys are unavailable; retry shortly.",
+    }
 )
 
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 import uvicorn
 from fastapi import FastAPI
 
-from flokraft_core.settings import CoreSettings
 
-
-def serve(app: FastAPI | str, settings: CoreSettings, *, host: str, port: int) -> None:
-    uvicorn.run(
+def serve(
+    app: FastAPI | str,
+    *,
+    host: str,
+    port: int,
+    graceful_shutdown_seconds: float = 10,
+    server_class: type[uvicorn.Server] = uvicorn.Server,
+) -> None:
+    """Every service's `run()`. Kubernetes sends SIGTERM and waits
+    terminationGracePeriodSeconds; in-flight requests finish well inside that
+    (`graceful_shutdown_seconds`). `server_class` lets a service act on the signal itself."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        # Kubernetes sends SIGTERM and waits terminationGracePeriodSeconds; finish in-flight
-        # requests well inside that.
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(graceful_shutdown_seconds),
         server_header=False,
     )
+    server_class(config).run()

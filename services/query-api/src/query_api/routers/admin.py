@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 
 from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
 from flokraft_core.analysis_reads import ListFilters
+from flokraft_core.web.errors import error_responses
 from flokraft_core.web.security import AdminUser
 from query_api.dependencies import Reads, Settings
 from query_api.listing import page_response
 from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
-from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS, ErrorBody
+from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS
 from query_api.settings import QueryApiSettings
 
 
@@ -27,8 +28,12 @@ def admin_router(config: QueryApiSettings) -> APIRouter:
         responses={
             **COMMON_RESPONSES,
             200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
-            400: {"model": ErrorBody, "description": "page_token is not one we issued."},
-            403: {"model": ErrorBody, "description": "The token has no admin claim."},
+            **error_responses(
+                {
+                    400: "page_token is not one we issued.",
+                    403: "The token has no admin claim.",
+                }
+            ),
         },
     )
     async def list_all_analyses(

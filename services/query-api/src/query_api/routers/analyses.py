@@ -5,22 +5,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from flokraft_core.analyses import AnalysisDetail, AnalysisListItem, AnalysisType, Status
 from flokraft_core.analysis_reads import ListFilters
-from flokraft_core.web.errors import ApiError
+from flokraft_core.web.errors import ApiError, error_responses
+from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
-from query_api.dependencies import Reads, Settings
-from query_api.listing import conditional_json, page_response
-from query_api.params import ANALYSIS_ID_PATTERN, PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
-from query_api.responses import (
-    CACHE_HEADERS,
-    COMMON_RESPONSES,
-    PAGE_HEADERS,
-    ErrorBody,
-    cache_headers,
-)
+from query_api.dependencies import Reads, Settings, Versions
+from query_api.etag import strong_etag
+from query_api.listing import conditional_json, user_page_response
+from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
+from query_api.responses import CACHE_HEADERS, COMMON_RESPONSES, PAGE_HEADERS, cache_headers
 from query_api.settings import QueryApiSettings
 
 _NOT_FOUND = "no analysis with this id"
@@ -37,14 +33,19 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
         responses={
             **COMMON_RESPONSES,
             200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
-            400: {"model": ErrorBody, "description": "page_token is not one we issued."},
-            403: {"model": ErrorBody, "description": "user_id names another user."},
+            **error_responses(
+                {
+                    400: "page_token is not one we issued.",
+                    403: "user_id names another user.",
+                }
+            ),
         },
     )
     async def list_analyses(
         request: Request,
         user: CurrentUser,
         reads: Reads,
+        versions: Versions,
         settings: Settings,
         analysis_type: AnalysisType = AnalysisType.COUPLE,
         user_id: Annotated[
@@ -71,8 +72,8 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
             analysis_type=analysis_type.value,
             status=None if status is None else status.value,
         )
-        return await page_response(
-            request, reads, settings, filters, limit=limit, page_token=page_token
+        return await user_page_response(
+            request, reads, versions, settings, filters, limit=limit, page_token=page_token
         )
 
     @router.get(
@@ -82,23 +83,20 @@ def analyses_router(config: QueryApiSettings) -> APIRouter:
         responses={
             **COMMON_RESPONSES,
             200: {"description": "The analysis.", "headers": CACHE_HEADERS},
-            404: {
-                "model": ErrorBody,
-                "description": "No such analysis, or it belongs to someone else.",
-            },
+            **error_responses({404: "No such analysis, or it belongs to someone else."}),
         },
     )
     async def get_analysis(
         request: Request,
         user: CurrentUser,
         reads: Reads,
-        analysis_id: Annotated[str, Path(pattern=ANALYSIS_ID_PATTERN)],
+        analysis_id: AnalysisIdPath,
     ) -> Response:
         found = await reads.get_detail(analysis_id)
         # Someone else's analysis answers exactly like a missing one: existence must not leak.
         if found is None or (found.owner != user.uid and not user.admin):
             raise ApiError(404, "not_found", _NOT_FOUND, param="analysis_id")
         body = found.detail.model_dump_json().encode()
-        return conditional_json(request, body, cache_headers(body))
+        return conditional_json(request, body, cache_headers(strong_etag(body)))
 
     return router

@@ -7,39 +7,33 @@ reconciler (rerun_api.outbox) publishes whatever is still marked.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from prometheus_client import Counter
 
-from flokraft_core.analyses import list_item_from_document
+from flokraft_core.analyses import Fields, list_item_from_document
 from flokraft_core.analysis_commands import (
     AnalysisBusy,
+    AnalysisCommands,
     AnalysisNotFound,
     NewAnalysis,
     QueuedAnalysis,
-    create_analysis,
-    publish_and_clear,
-    rerun_analysis,
 )
-from flokraft_core.auth import Principal
-from flokraft_core.jobs import ANALYSIS_ID_PATTERN
+from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.logs import get_logger
-from flokraft_core.web.errors import ApiError
+from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
+from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
-from rerun_api.idempotency import (
-    IdempotencyClaim,
-    IdempotencyKey,
-    IdempotencyStoreDep,
-    StoredAnswer,
-    body_hash,
-)
+from rerun_api.dependencies import Commands, IdempotencyScope, Publisher, Settings
+from rerun_api.idempotency import body_hash
 from rerun_api.schemas import (
     AnalysisCreated,
     CreateAnalysisRequest,
-    ErrorBody,
     RerunAccepted,
     is_file_url,
 )
@@ -55,71 +49,34 @@ PUBLISHES = Counter(
 # Errors that leave the already committed write in place: the request still succeeds.
 _AFTER_COMMIT_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
-_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
-    400: {"model": ErrorBody, "description": "The body could not be parsed at all."},
-    401: {"model": ErrorBody, "description": "Missing, expired or invalid bearer token."},
-    403: {"model": ErrorBody, "description": "The token lacks a needed right."},
-    422: {"model": ErrorBody, "description": "Invalid body, path or Idempotency-Key."},
-    429: {"model": ErrorBody, "description": "Per-user rate limit hit; see Retry-After."},
-    503: {"model": ErrorBody, "description": "Firestore is unavailable; nothing was queued."},
+_ERRORS: Final = {
+    **STANDARD_ERRORS,
+    **error_responses(
+        {
+            400: "The body could not be parsed at all.",
+            403: "The token lacks a needed right.",
+            503: "Firestore is unavailable; nothing was queued.",
+        }
+    ),
 }
 
 router = APIRouter(tags=["analyses"])
 
 
-def _settings(request: Request) -> RerunApiSettings:
-    settings: RerunApiSettings = request.app.state.settings
-    return settings
-
-
-def _replay(answer: StoredAnswer) -> JSONResponse:
-    return JSONResponse(
-        answer.body,
-        status_code=answer.status,
-        headers={**answer.headers, "Idempotent-Replayed": "true"},
-    )
-
-
-async def _claim(
-    store: IdempotencyStoreDep,
-    key: str | None,
-    principal: Principal,
+async def _publish(
     request: Request,
-    request_hash: str,
-) -> IdempotencyClaim | None:
-    if key is None:
-        return None
-    return await store.claim(
-        uid=principal.uid,
-        method=request.method,
-        path=request.url.path,
-        key=key,
-        request_hash=request_hash,
-    )
-
-
-async def _release(claim: IdempotencyClaim | None) -> None:
-    if claim is None:
-        return
+    commands: AnalysisCommands,
+    publisher: JobPublisher,
+    settings: RerunApiSettings,
+    queued: QueuedAnalysis,
+    operation: str,
+) -> bool:
     try:
-        await claim.release()
-    except _AFTER_COMMIT_ERRORS as exc:
-        # The record's lock runs out on its own; a retry then takes the key over.
-        log.warning("idempotency_release_failed", error=type(exc).__name__)
-
-
-async def _publish(request: Request, queued: QueuedAnalysis, operation: str) -> bool:
-    settings = _settings(request)
-    try:
-        published = await publish_and_clear(
-            request.app.state.db,
-            settings.firestore_collection,
-            request.app.state.publisher,
-            queued.job,
+        published = await commands.publish_and_clear(
+            publisher,
+            queued,
             trace_id=getattr(request.state, "request_id", None),
             publish_timeout=settings.publish_timeout_seconds,
-            firestore_timeout=settings.firestore_timeout_seconds,
-            written_at=queued.written_at,
         )
     except _AFTER_COMMIT_ERRORS as exc:
         # Published, but the marker could not be cleared: the outbox will send a
@@ -136,15 +93,15 @@ async def _publish(request: Request, queued: QueuedAnalysis, operation: str) -> 
     return published
 
 
-async def _answer(
-    claim: IdempotencyClaim | None, status: int, body: dict[str, Any], headers: dict[str, str]
-) -> JSONResponse:
-    if claim is not None:
-        try:
-            await claim.complete(status, body, headers)
-        except _AFTER_COMMIT_ERRORS as exc:
-            log.warning("idempotency_store_failed", error=type(exc).__name__)
-    return JSONResponse(body, status_code=status, headers=headers)
+def _job_publishing(
+    request: Request, commands: Commands, publisher: Publisher, settings: Settings
+) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
+    return functools.partial(_publish, request, commands, publisher, settings)
+
+
+# `await publish(queued, operation)`: publishes a committed job now, or leaves it to the
+# outbox; returns whether Pub/Sub confirmed it.
+PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends(_job_publishing)]
 
 
 @router.post(
@@ -154,18 +111,18 @@ async def _answer(
     summary="Create an analysis and queue its job",
     responses={
         201: {"description": "Queued; `Location` points at the analysis."},
-        409: {"model": ErrorBody, "description": "Same Idempotency-Key still in flight."},
         **_ERRORS,
+        **error_responses({409: "Same Idempotency-Key still in flight."}),
     },
 )
 async def create(
-    request: Request,
     body: CreateAnalysisRequest,
     principal: CurrentUser,
-    key: IdempotencyKey,
-    store: IdempotencyStoreDep,
+    once: IdempotencyScope,
+    commands: Commands,
+    publish: PublishJob,
+    settings: Settings,
 ) -> JSONResponse:
-    settings = _settings(request)
     if is_file_url(body.video_url) and not settings.allow_file_urls:
         raise ApiError(
             422,
@@ -173,30 +130,23 @@ async def create(
             "video_url: file:// URLs are not accepted here; use gs:// or https://",
             param="video_url",
         )
-    claim = await _claim(store, key, principal, request, body_hash(body.model_dump(mode="json")))
-    if claim is not None and claim.replay is not None:
-        return _replay(claim.replay)
-    try:
-        queued = await create_analysis(
-            request.app.state.db,
-            settings.firestore_collection,
+    async with once(body_hash(body.model_dump(mode="json"))) as attempt:
+        if attempt.replay is not None:
+            return attempt.replay
+        queued = await commands.create(
             NewAnalysis(
                 user_id=principal.uid,
                 video_url=body.video_url,
                 dance_type=body.dance_type,
                 dancers=body.dancers,
                 analysis_type=body.analysis_type,
-            ),
-            rpc_timeout=settings.firestore_timeout_seconds,
+            )
         )
-    except Exception:
-        await _release(claim)
-        raise
-    await _publish(request, queued, "create")
-    item = list_item_from_document(queued.analysis_id, queued.data)
-    created = AnalysisCreated(**item.model_dump()).model_dump(mode="json")
-    log.info("analysis_created", analysis_id=queued.analysis_id)
-    return await _answer(claim, 201, created, {"Location": f"/analyses/{queued.analysis_id}"})
+        await publish(queued, "create")
+        item = list_item_from_document(queued.analysis_id, queued.data)
+        created = AnalysisCreated(**item.model_dump()).model_dump(mode="json")
+        log.info("analysis_created", analysis_id=queued.analysis_id)
+        return await attempt.answer(201, created, {"Location": f"/analyses/{queued.analysis_id}"})
 
 
 @router.post(
@@ -206,56 +156,46 @@ async def create(
     summary="Queue a new run of an analysis (owner or admin)",
     responses={
         202: {"description": "Queued with a new generation."},
-        404: {"model": ErrorBody, "description": "No such analysis (or not the caller's)."},
-        409: {
-            "model": ErrorBody,
-            "description": "Already queued or running (current status in the body), or the "
-            "same Idempotency-Key is still in flight.",
-        },
         **_ERRORS,
+        **error_responses(
+            {
+                404: "No such analysis (or not the caller's).",
+                409: "Already queued or running (current status in the body), or the "
+                "same Idempotency-Key is still in flight.",
+            }
+        ),
     },
 )
 async def rerun(
-    request: Request,
-    analysis_id: Annotated[str, Path(pattern=ANALYSIS_ID_PATTERN, max_length=128)],
+    analysis_id: AnalysisIdPath,
     principal: CurrentUser,
-    key: IdempotencyKey,
-    store: IdempotencyStoreDep,
+    once: IdempotencyScope,
+    commands: Commands,
+    publish: PublishJob,
 ) -> JSONResponse:
-    settings = _settings(request)
-    claim = await _claim(store, key, principal, request, body_hash(None))
-    if claim is not None and claim.replay is not None:
-        return _replay(claim.replay)
-    try:
-        queued = await rerun_analysis(
-            request.app.state.db,
-            settings.firestore_collection,
-            analysis_id,
-            requested_by=principal.uid,
-            admin=principal.admin,
-            rpc_timeout=settings.firestore_timeout_seconds,
-        )
-    except AnalysisNotFound as exc:
-        await _release(claim)
-        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
-    except AnalysisBusy as exc:
-        await _release(claim)
-        raise ApiError(
-            409,
-            "already_queued",
-            f"analysis {analysis_id} is already {exc.status}; it was not queued again",
-            extra={"status": exc.status, "generation": exc.generation},
-        ) from exc
-    except Exception:
-        await _release(claim)
-        raise
-    published = await _publish(request, queued, "rerun")
-    accepted = RerunAccepted(
-        id=queued.analysis_id,
-        status=queued.status,
-        generation=queued.generation,
-        published=published,
-        queued_at=queued.data["updated_at"],
-    ).model_dump(mode="json")
-    log.info("analysis_rerun_queued", analysis_id=analysis_id, generation=queued.generation)
-    return await _answer(claim, 202, accepted, {"Location": f"/analyses/{analysis_id}"})
+    async with once(body_hash(None)) as attempt:
+        if attempt.replay is not None:
+            return attempt.replay
+        try:
+            queued = await commands.rerun(
+                analysis_id, requested_by=principal.uid, admin=principal.admin
+            )
+        except AnalysisNotFound as exc:
+            raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+        except AnalysisBusy as exc:
+            raise ApiError(
+                409,
+                "already_queued",
+                f"analysis {analysis_id} is already {exc.status}; it was not queued again",
+                extra={"status": exc.status, "generation": exc.generation},
+            ) from exc
+        published = await publish(queued, "rerun")
+        accepted = RerunAccepted(
+            id=queued.analysis_id,
+            status=queued.status,
+            generation=queued.generation,
+            published=published,
+            queued_at=queued.data[Fields.UPDATED_AT],
+        ).model_dump(mode="json")
+        log.info("analysis_rerun_queued", analysis_id=analysis_id, generation=queued.generation)
+        return await attempt.answer(202, accepted, {"Location": f"/analyses/{analysis_id}"})

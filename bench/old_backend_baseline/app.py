@@ -1,13 +1,14 @@
-"""The seed guide's own "fixed" list endpoint, as the benchmark's baseline.
+"""The old backend's fixed endpoint: the list endpoint its debugging guide calls fixed,
+as the benchmark's baseline.
 
-This is backend-memory-crash-guide.md's Fix 1 (where + order_by + limit; its `offset`
+This is the guide's Fix 1 (where + order_by + limit; its `offset`
 parameter is read and, as in the guide, never applied) with Fix 3's response (only the
 list fields), and nothing else: no auth, no ETag, no projection (the whole documents,
 10 KB text included, come over the wire and are dropped in Python). Served the way the
 guide says, by gunicorn with one sync worker:
 
     FIRESTORE_EMULATOR_HOST=... GOOGLE_CLOUD_PROJECT=... \
-        gunicorn -w 1 -b 127.0.0.1:5555 --chdir bench/seed_flask_baseline app:app
+        gunicorn -w 1 -b 127.0.0.1:5555 --chdir bench/old_backend_baseline app:app
 """
 
 from __future__ import annotations

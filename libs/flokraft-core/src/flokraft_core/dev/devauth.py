@@ -4,8 +4,8 @@ Locally (and in the chart's dev values) the services verify tokens exactly as in
 production, only against this issuer's keys instead of Firebase's. Nothing here can make
 a production service accept a token: production trusts Firebase's JWKS and issuer.
 
-    python -m flokraft_core.devauth serve [--host 127.0.0.1] [--port 8090]
-    python -m flokraft_core.devauth token --uid alice [--admin] [--ttl 3600]
+    python -m flokraft_core.dev.devauth serve [--host 127.0.0.1] [--port 8090]
+    python -m flokraft_core.dev.devauth token --uid alice [--admin] [--ttl 3600]
 """
 
 from __future__ import annotations

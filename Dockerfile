@@ -1,11 +1,16 @@
 # syntax=docker/dockerfile:1.7
-# analyzer: the Pub/Sub worker (health and metrics HTTP on 8003).
-#
+# The image of every service: query-api (HTTP 8001), rerun-api (8002) and the analyzer
+# (health and metrics on 8003). skaffold.yaml passes the build arguments:
+#   SERVICE  the directory under services/ and the console script the image runs
+#   MODULE   its Python package (the dev stage watches it)
+#   PORT     the port it listens on
+#   DEV_STOP_SECONDS  how long the dev stage waits for a restarted service to stop
 # Build context is the repository root, because the uv workspace (root pyproject.toml and
 # the one uv.lock) lives there:
-#   docker build -f services/analyzer/Dockerfile -t flokraft-analyzer .
+#   docker build --build-arg SERVICE=query-api --build-arg MODULE=query_api \
+#     --build-arg PORT=8001 -t flokraft-query-api .
 # tests/deploy/test_images.py replays this file's build stage (its COPY and `uv sync` lines)
-# into a clean virtualenv, so keep those two kinds of lines plain.
+# into a clean virtualenv for each service, so keep those two kinds of lines plain.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
@@ -13,6 +18,7 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
 FROM ${PYTHON_IMAGE} AS build
+ARG SERVICE
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -20,24 +26,32 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Every workspace member's pyproject.toml, not only ours: uv must see the whole workspace
-# to trust the lock. Copied before any source so the dependency layer survives code edits.
+# to trust the lock (tests/deploy/test_images.py keeps this list, .dockerignore and the
+# workspace members equal). Copied before any source so the dependency layer survives
+# code edits.
 COPY pyproject.toml uv.lock ./
 COPY libs/flokraft-core/pyproject.toml libs/flokraft-core/
 COPY services/query-api/pyproject.toml services/query-api/
 COPY services/rerun-api/pyproject.toml services/rerun-api/
 COPY services/analyzer/pyproject.toml services/analyzer/
 COPY tools/pubsub-emulator/pyproject.toml tools/pubsub-emulator/
+COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/observability/pyproject.toml tools/observability/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable --no-install-workspace --package flokraft-analyzer
+    uv sync --frozen --no-dev --no-editable --no-install-workspace --package flokraft-${SERVICE}
 COPY libs/flokraft-core/ libs/flokraft-core/
-COPY services/analyzer/ services/analyzer/
+COPY services/${SERVICE}/ services/${SERVICE}/
 # --no-editable installs our packages as wheels, so the runtime needs the venv and nothing
 # from /src.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable --package flokraft-analyzer
+    uv sync --frozen --no-dev --no-editable --package flokraft-${SERVICE}
+# One name for the service's console script: an exec-form ENTRYPOINT cannot expand
+# build arguments.
+RUN ln -s "/app/.venv/bin/${SERVICE}" /app/.venv/bin/flokraft-service
 
 # Shared by the runtime image and the dev image; no compilers, no uv, no sources.
 FROM ${PYTHON_IMAGE} AS base
+ARG PORT
 # A fixed high uid/gid so the pod's runAsUser/runAsGroup can match it numerically and it
 # never collides with a uid on the node.
 RUN groupadd --system --gid 10001 flokraft \
@@ -45,26 +59,33 @@ RUN groupadd --system --gid 10001 flokraft \
        --home-dir /nonexistent --shell /usr/sbin/nologin flokraft
 # Owned by root on purpose: the service user can read and run the code but not change it.
 COPY --from=build /app/.venv /app/.venv
+# WORK_DIR is where the analyzer keeps a fetched video (the APIs ignore it).
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     WORK_DIR=/tmp
 WORKDIR /app
-EXPOSE 8003
+EXPOSE ${PORT}
 
 # `skaffold dev` target: restarts the service when skaffold syncs a .py file into
 # site-packages. The synced packages must be writable by the service user for that.
 FROM base AS dev
+ARG MODULE
+ARG DEV_STOP_SECONDS=10
+ENV SERVICE_PACKAGES="/app/.venv/lib/python3.12/site-packages/${MODULE} /app/.venv/lib/python3.12/site-packages/flokraft_core" \
+    DEV_STOP_SECONDS=${DEV_STOP_SECONDS}
 RUN chown -R 10001:10001 \
-    /app/.venv/lib/python3.12/site-packages/analyzer \
+    /app/.venv/lib/python3.12/site-packages/${MODULE} \
     /app/.venv/lib/python3.12/site-packages/flokraft_core
 USER 10001:10001
-ENTRYPOINT ["watchfiles", "--filter", "python", "--sigint-timeout", "70", "analyzer", "/app/.venv/lib/python3.12/site-packages/analyzer", "/app/.venv/lib/python3.12/site-packages/flokraft_core"]
+# A shell only to expand the two variables; `exec` leaves watchfiles as PID 1.
+ENTRYPOINT ["/bin/sh", "-c", "exec watchfiles --filter python --sigint-timeout \"$DEV_STOP_SECONDS\" flokraft-service $SERVICE_PACKAGES"]
 
 # The production image (the default, last stage).
 FROM base AS runtime
 USER 10001:10001
-# Exec form: the service is PID 1 and gets SIGTERM itself; the worker then stops pulling and
-# lets the running job finish for SHUTDOWN_GRACE_SECONDS (the pod's grace period is longer).
+# Exec form: the service is PID 1 and gets SIGTERM itself. The APIs then stop accepting
+# connections and finish in-flight requests; the worker stops pulling and lets the running
+# job finish for SHUTDOWN_GRACE_SECONDS (the pod's grace period is longer).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["analyzer"]
+ENTRYPOINT ["flokraft-service"]

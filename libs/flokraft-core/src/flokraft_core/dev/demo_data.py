@@ -4,7 +4,7 @@ Ten users `user0`..`user9`, a 10 KB `text`, a `video_url`, mixed couple/solo ana
 statuses. Written in batches small enough for the emulator's 4 MiB message cap (and
 well under Firestore's 500 writes per batch).
 
-    python -m flokraft_core.demo_data --n 5000 [--project ID] [--collection analyses]
+    python -m flokraft_core.dev.demo_data --n 5000 [--project ID] [--collection analyses]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from flokraft_core.analyses import AnalysisType, Status
+from flokraft_core.analyses import OWNER_FIELD, AnalysisType, Fields, Status
 
 BATCH_SIZE = 200
 DANCE_TYPES = ("salsa", "bachata", "tango", "waltz", "hip-hop", "contemporary", "swing")
@@ -43,25 +43,25 @@ def demo_analysis(
     doc_id = f"demo-{index:07d}"
     words = "".join(rng.choices(string.ascii_lowercase + " ", k=text_bytes))
     return doc_id, {
-        "user_id": f"user{index % users}",
-        "timestamp": created,
-        "created_at": created,
-        "updated_at": created,
-        "dance_type": rng.choice(DANCE_TYPES),
-        "dancers": dancers,
-        "analysis_type": analysis_type.value,
-        "status": status.value,
-        "processed": done,
-        "total_score": round(rng.uniform(40, 98), 1) if done else None,
-        "text": words if done else None,
-        "video_url": f"gs://flokraft-demo-videos/{doc_id}.mp4",
-        "generation": 1,
-        "attempts": 1 if status is not Status.QUEUED else 0,
-        "progress": 1.0 if done else 0.0,
-        "error": "the video could not be decoded: demo failure"
+        OWNER_FIELD: f"user{index % users}",
+        Fields.TIMESTAMP: created,
+        Fields.CREATED_AT: created,
+        Fields.UPDATED_AT: created,
+        Fields.DANCE_TYPE: rng.choice(DANCE_TYPES),
+        Fields.DANCERS: dancers,
+        Fields.ANALYSIS_TYPE: analysis_type.value,
+        Fields.STATUS: status.value,
+        Fields.PROCESSED: done,
+        Fields.TOTAL_SCORE: round(rng.uniform(40, 98), 1) if done else None,
+        Fields.TEXT: words if done else None,
+        Fields.VIDEO_URL: f"gs://flokraft-demo-videos/{doc_id}.mp4",
+        Fields.GENERATION: 1,
+        Fields.ATTEMPTS: 1 if status is not Status.QUEUED else 0,
+        Fields.PROGRESS: 1.0 if done else 0.0,
+        Fields.ERROR: "the video could not be decoded: demo failure"
         if status is Status.FAILED
         else None,
-        "publish_pending": False,
+        Fields.PUBLISH_PENDING: False,
     }
 
 
