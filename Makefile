@@ -7,7 +7,7 @@ FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emula
 CLIENTS_NODE_MODULES := clients/typescript/node_modules/openapi-typescript/package.json
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
-.PHONY: help install dev test test-fast lint typecheck token seed backfill-markers render-k8s clients \
+.PHONY: help install dev dev-observability test test-fast lint typecheck token seed backfill-markers render-k8s clients \
         bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
@@ -36,6 +36,9 @@ install: .venv/.synced $(FIRESTORE_NODE_MODULES) $(CLIENTS_NODE_MODULES) ## inst
 
 dev: install ## run the emulators and the three services (Ctrl-C stops everything)
 	$(UV) run --frozen python -m flokraft_devstack up
+
+dev-observability: install ## make dev plus Prometheus on localhost:9090 (the chart's alert rules loaded)
+	DEV_PROMETHEUS=true $(UV) run --frozen python -m flokraft_devstack up
 
 test: install $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
 	$(UV) run --frozen pytest

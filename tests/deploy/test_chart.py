@@ -105,31 +105,17 @@ def test_kubernetes_validate_strict(
         assert "ERROR" not in result.stdout + result.stderr, result.stdout
 
 
-def gmp_rules_interval_missing(doc: dict[str, Any], error: str) -> bool:
-    """The published schema's one finding outside this chart area's ownership: each group of
-    a GMP `Rules` needs `interval` (templates/observability.yaml and files/alerts.yaml belong
-    to the observability work). test_gmp_rule_groups_have_an_interval tracks it alone."""
-    return doc["kind"] == "Rules" and error.endswith("'interval' is a required property")
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_custom_resources_match_published_crds(render: Callable[..., str], variant: str) -> None:
     """Every custom resource of every variant against its project's published CRD schema."""
     failures = {
         f"{doc['kind']}/{doc['metadata']['name']}": errors
         for doc in load_docs(render(variant))
-        if not is_builtin(doc)
-        and (errors := [e for e in crd_errors(doc) if not gmp_rules_interval_missing(doc, e)])
+        if not is_builtin(doc) and (errors := crd_errors(doc))
     }
     assert not failures, json.dumps(failures, indent=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GMP Rules groups lack the required `interval`; the fix belongs to "
-    "templates/observability.yaml (issue 13). Strict: once fixed this XPASS fails, and the "
-    "marker and gmp_rules_interval_missing() are removed together.",
-)
 def test_gmp_rule_groups_have_an_interval(render: Callable[..., str]) -> None:
     (rules,) = [d for d in load_docs(render("default")) if d["kind"] == "Rules"]
     assert crd_errors(rules) == []

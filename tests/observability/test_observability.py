@@ -1,25 +1,37 @@
-"""What operators watch must keep matching what the services export: the alert rules pass
-promtool's checks and unit tests, the dashboard in the chart is the generated one, and
-every metric the dashboard or the alerts query is one a service really exposes."""
+"""What operators watch must keep matching what the services export and what the chart
+renders: the alert rules pass promtool's checks and unit tests (each alert made to fire
+and kept quiet), every alert has a runbook section, the dashboards in the chart are the
+generated ones with the variables and units on-call needs, every scrape path renders
+objects valid against the published CRD schemas with `namespace`, `pod` and `container`
+labels, and every metric queried is one a service exports or an external one we name."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from flokraft_observability.local import rule_file_text
+from flokraft_observability.queries import EXTERNAL_METRICS, metric_names
+from tests.deploy.crd_schemas import crd_errors
+from tests.observability.chart import render, rule_groups, write_rule_file
 from tests.support.processes import REPO_ROOT
 
 ALERTS = REPO_ROOT / "helm" / "flokraft" / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).with_name("alerts.test.yaml")
-DASHBOARDS = sorted((REPO_ROOT / "helm" / "flokraft" / "dashboards").glob("*.json"))
+RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
+DASHBOARD_DIR = REPO_ROOT / "helm" / "flokraft" / "dashboards"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
+SERVICES = ("query-api", "rerun-api", "analyzer")
 
 SERIES_SUFFIXES = {
     "counter": ("_total",),
@@ -28,10 +40,6 @@ SERIES_SUFFIXES = {
 }
 # Series Prometheus itself adds to every target.
 SCRAPE_SERIES = {"up"}
-PROMQL_WORDS = {
-    "sum", "by", "rate", "increase", "histogram_quantile", "max", "min", "avg", "absent",
-    "without", "on", "ignoring", "count", "and", "or", "unless", "le", "bool",
-}  # fmt: skip
 
 
 def promtool() -> str:
@@ -41,24 +49,80 @@ def promtool() -> str:
     return found
 
 
-def test_alert_rules_are_valid() -> None:
+def alert_rules() -> list[dict[str, Any]]:
+    return [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
+
+
+def dashboard_exprs() -> list[str]:
+    return [
+        target["expr"]
+        for path in DASHBOARDS
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel.get("targets") or []
+    ]
+
+
+def test_rendered_alert_rules_are_valid(tmp_path: Path) -> None:
+    rules = write_rule_file(tmp_path / "alerts.yaml")
     result = subprocess.run(
-        [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True
+        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alert_rules_unit_tests_pass() -> None:
+def test_every_alert_fires_and_stays_quiet_in_promtool_unit_tests(tmp_path: Path) -> None:
+    write_rule_file(tmp_path / "alerts.rendered.yaml")
+    shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
     result = subprocess.run(
         [promtool(), "test", "rules", ALERT_TESTS.name],
         capture_output=True,
         text=True,
-        cwd=ALERT_TESTS.parent,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
+    cases = yaml.safe_load(ALERT_TESTS.read_text())["tests"]
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in cases:
+        for check in case["alert_rule_test"]:
+            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names - firing == set(), "alerts never made to fire"
+    assert names - quiet == set(), "alerts never shown quiet"
 
-def test_chart_dashboard_is_the_generated_one() -> None:
+
+def test_every_alert_has_summary_description_and_a_runbook_section() -> None:
+    headings = set(re.findall(r"^## (\w+)$", RUNBOOKS.read_text(), flags=re.MULTILINE))
+    for rule in alert_rules():
+        annotations = rule["annotations"]
+        assert annotations.get("summary"), rule["alert"]
+        assert annotations.get("description"), rule["alert"]
+        assert annotations["runbook_url"] == f"__RUNBOOKS__#{rule['alert'].lower()}"
+        assert rule["alert"] in headings, f"docs/runbooks.md has no section {rule['alert']}"
+    rendered = [r for g in rule_groups() for r in g["rules"]]
+    assert all(r["annotations"]["runbook_url"].startswith("docs/runbooks.md#") for r in rendered)
+
+
+def test_local_prometheus_loads_the_rules_the_chart_renders() -> None:
+    local = yaml.safe_load(rule_file_text("dev-ns", "docs/runbooks.md"))["groups"]
+    assert local == rule_groups("dev-ns")
+
+
+def test_absent_and_kube_state_rules_are_scoped_to_the_release_namespace() -> None:
+    for group in rule_groups("prod-eu"):
+        for rule in group["rules"]:
+            expr = rule["expr"]
+            assert "__NAMESPACE__" not in expr
+            for call in re.findall(r"absent\((\w+\{[^}]*\})", expr):
+                assert 'namespace="prod-eu"' in call, (rule["alert"], call)
+            for selector in re.findall(r"kube_\w+\{[^}]*\}", expr):
+                assert 'namespace="prod-eu"' in selector, (rule["alert"], selector)
+
+
+def test_chart_dashboards_are_the_generated_ones() -> None:
     result = subprocess.run(
         ["python", "-m", "flokraft_observability", "--check"],
         capture_output=True,
@@ -66,25 +130,134 @@ def test_chart_dashboard_is_the_generated_one() -> None:
         cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
+    assert {p.stem for p in DASHBOARDS} == {"flokraft-overview", "flokraft-analyzer"}
 
 
-def _queried_metrics() -> set[str]:
-    exprs = [
-        rule["expr"]
-        for group in yaml.safe_load(ALERTS.read_text())["groups"]
-        for rule in group["rules"]
-    ]
-    for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
-            exprs.extend(t["expr"] for t in panel.get("targets") or [])
-    names: set[str] = set()
-    for expr in exprs:
-        # Drop strings, then label matchers, ranges and grouping clauses; what is left
-        # besides PromQL words are metric names.
-        bare = re.sub(r"\"[^\"]*\"", " ", expr)
-        bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring)\s*\([^)]*\)", " ", bare)
-        names |= {w for w in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare) if w not in PROMQL_WORDS}
-    return names
+def _nulls(value: Any, path: str = "") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _nulls(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [n for i, v in enumerate(value) for n in _nulls(v, f"{path}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_has_variables_units_and_no_nulls(path: Path) -> None:
+    model = json.loads(path.read_text())
+    assert 36 <= model["schemaVersion"] <= 41
+    assert _nulls(model) == []
+    variables = {v["name"]: v for v in model["templating"]["list"]}
+    assert set(variables) == {"datasource", "cluster", "namespace"}
+    assert variables["cluster"]["includeAll"]
+    assert variables["cluster"]["allValue"] == ".*"
+    assert not variables["namespace"].get("multi"), "dev and prod must not add up"
+    panels = [p for p in model["panels"] if p["type"] != "row"]
+    assert panels
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        unit = panel["fieldConfig"]["defaults"]["unit"]
+        exprs = [t["expr"] for t in panel["targets"]]
+        for expr in exprs:
+            # Our series and kube-state-metrics/cAdvisor ones are scoped to one namespace;
+            # Pub/Sub's are per subscription.
+            assert '"$namespace"' in expr or "subscription_id" in expr, expr
+        if all(
+            e.startswith(("sum by", "sum(rate")) and "rate(" in e and " / " not in e for e in exprs
+        ):
+            assert unit in {"reqps", "ops"}, f"{panel['title']}: a rate is per second"
+
+
+def test_dashboard_configmaps_carry_sidecar_label_folder_and_release_uids() -> None:
+    docs = render("flokraft", "observability.dashboards.uidSuffix=-prod")
+    maps = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert len(maps) == len(DASHBOARDS)
+    for config_map in maps:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["metadata"]["annotations"]["grafana_folder"] == "flokraft"
+        ((name, encoded),) = config_map["binaryData"].items()
+        model = json.loads(base64.b64decode(encoded))
+        assert model["uid"] == f"{Path(name).stem}-prod"
+        assert model["panels"] == json.loads((DASHBOARD_DIR / name).read_text())["panels"]
+
+
+def _valid(doc: dict[str, Any], group: str, kind: str) -> None:
+    """Valid against the CRD schema its project publishes (vendored by tests/deploy)."""
+    assert doc["apiVersion"] == f"{group}/v1"
+    assert doc["kind"].lower() == kind
+    assert crd_errors(doc) == []
+
+
+def test_gmp_scrape_renders_a_pod_monitoring_per_service_on_the_named_port() -> None:
+    docs = [d for d in render() if d["kind"] == "PodMonitoring"]
+    assert sorted(
+        d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for d in docs
+    ) == sorted(SERVICES)
+    for doc in docs:
+        _valid(doc, "monitoring.googleapis.com", "podmonitoring")
+        # GMP adds `container` only for a port referenced by name; `pod` and `container`
+        # are its default target labels, so none is overridden.
+        assert [e["port"] for e in doc["spec"]["endpoints"]] == ["http"]
+        assert "targetLabels" not in doc["spec"]
+
+
+def test_prometheus_operator_scrape_renders_pod_monitors_the_default_selectors_pick() -> None:
+    docs = render("flokraft", "observability.scrape=prometheus-operator")
+    monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert len(monitors) == len(SERVICES)
+    assert not [d for d in docs if d["kind"] == "PodMonitoring"]
+    for doc in monitors:
+        _valid(doc, "monitoring.coreos.com", "podmonitor")
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert doc["spec"]["namespaceSelector"]["matchNames"] == ["flokraft"]
+        (endpoint,) = doc["spec"]["podMetricsEndpoints"]
+        assert endpoint["port"] == "http"
+        assert endpoint["path"] == "/metrics"
+        targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+        assert targets == {
+            "namespace": ["__meta_kubernetes_namespace"],
+            "pod": ["__meta_kubernetes_pod_name"],
+            "container": ["__meta_kubernetes_pod_container_name"],
+        }
+
+
+@pytest.mark.parametrize("scrape", ["annotations", "none"])
+def test_other_scrape_modes_render_no_monitor(scrape: str) -> None:
+    kinds = {d["kind"] for d in render("flokraft", f"observability.scrape={scrape}")}
+    assert not kinds & {"PodMonitoring", "PodMonitor", "ServiceMonitor"}
+
+
+def test_annotation_scraping_without_annotations_is_refused() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        render("flokraft", "observability.scrape=annotations", "metrics.annotations=false")
+    assert "metrics.annotations" in failure.value.stderr
+
+
+def test_an_unknown_scrape_mode_is_refused_by_the_schema() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        render("flokraft", "observability.scrape=servicemonitor")
+    assert "scrape" in failure.value.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "group", "schema"),
+    [
+        ("gmp", "monitoring.googleapis.com", "rules"),
+        ("prometheus-operator", "monitoring.coreos.com", "prometheusrule"),
+    ],
+)
+def test_rule_objects_are_valid_against_the_published_crds(
+    kind: str, group: str, schema: str
+) -> None:
+    docs = render("flokraft", f"observability.rules.kind={kind}")
+    (rules,) = [d for d in docs if d["kind"] in {"Rules", "PrometheusRule"}]
+    _valid(rules, group, schema)
+
+
+def queried_metrics() -> set[str]:
+    exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
+    return {name for expr in exprs for name in metric_names(expr)}
 
 
 def _exported_series() -> set[str]:
@@ -109,8 +282,9 @@ def _exported_series() -> set[str]:
     return names
 
 
-def test_every_queried_metric_is_exported() -> None:
-    queried = _queried_metrics()
-    assert queried, "no metric found in the dashboard or the alerts"
-    missing = queried - _exported_series() - SCRAPE_SERIES
+def test_every_queried_metric_is_exported_or_named_external() -> None:
+    queried = queried_metrics()
+    assert queried, "no metric found in the dashboards or the alerts"
+    missing = queried - _exported_series() - SCRAPE_SERIES - EXTERNAL_METRICS
     assert not missing, f"queried but exported by no service: {sorted(missing)}"
+    assert queried >= EXTERNAL_METRICS, "an external metric listed here is no longer queried"

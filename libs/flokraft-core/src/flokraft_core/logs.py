@@ -1,17 +1,28 @@
-"""JSON-lines logging for every service (structlog), with the request or trace id bound
-per request through contextvars. Standard-library loggers (uvicorn, google clients) are
-routed through the same renderer so every line of a service is one JSON object."""
+"""Logging for every service (structlog), with the request or trace id bound per request
+through contextvars. Standard-library loggers (uvicorn, google clients) are routed through
+the same renderer, so every line of a service has one format: a JSON object in containers
+(what log collectors parse), structlog's console rendering for a person at a terminal."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Literal, TextIO
 
 import structlog
 
+LogFormat = Literal["auto", "json", "console"]
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
+
+def use_console(log_format: LogFormat, stream: TextIO) -> bool:
+    """auto means: a terminal is read by a person, anything else (a pipe, a container's
+    log file) by a machine."""
+    if log_format == "auto":
+        return stream.isatty()
+    return log_format == "console"
+
+
+def configure_logging(service: str, level: str = "INFO", *, log_format: LogFormat = "auto") -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -21,8 +32,11 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
+    console = use_console(log_format, sys.stdout)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        if console
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

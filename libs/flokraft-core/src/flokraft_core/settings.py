@@ -69,7 +69,17 @@ class CoreSettings(BaseSettings):
     auth_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed.")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = Field(True, description="JSON lines (true) or console rendering (false).")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="json: one JSON object a line (containers); console: readable, colored "
+        "lines; auto: console when stdout is a terminal, else json.",
+    )
+    memory_limit_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Memory limit exported when the container's cgroup sets none "
+        "(the cgroup's memory.max wins).",
+    )
     memory_log_interval_seconds: float = Field(
         60.0, gt=0, description="How often the process logs its RSS."
     )

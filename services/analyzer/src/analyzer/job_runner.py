@@ -215,6 +215,7 @@ class JobRunner:
                 if stopped is not None:
                     self._stop_child(process, stopped)
                     break
+        metrics.child_ended(handle)
         return self._outcome(process.returncode, watch, stopped)
 
     def _read_messages(self, selector: selectors.BaseSelector, read_fd: int, watch: _Watch) -> None:
@@ -238,7 +239,7 @@ class JobRunner:
 
     def _sample_tree_rss(self, handle: psutil.Process, watch: _Watch) -> None:
         """The memory sample of the child and its own children (what the cap applies to)."""
-        watch.peak_rss = max(watch.peak_rss, _tree_rss(handle))
+        watch.peak_rss = max(watch.peak_rss, metrics.child_sampled(handle, _tree_rss(handle)))
 
     def _limit_reached(
         self, watch: _Watch, on_progress: ProgressSink, abort: threading.Event | None

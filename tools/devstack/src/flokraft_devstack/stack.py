@@ -13,9 +13,14 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from circus.util import human2bytes
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flokraft_core.logs import use_console
+from flokraft_devstack.prometheus import prometheus_process
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -34,8 +39,11 @@ class StackSettings(BaseSettings):
     rerun_api_port: int = 8002
     analyzer_port: int = 8003
     analyzer_memory_limit: str = Field("2G", description="Limit of the analyzer's whole tree.")
+    prometheus: bool = Field(False, description="Also run Prometheus (make dev-observability).")
+    prometheus_port: int = 9090
     state_dir: Path = REPO_ROOT / ".local" / "devstack"
-    log_json: bool = True
+    # auto: readable console lines when `make dev` runs in a terminal, JSON when piped.
+    log_format: Literal["auto", "json", "console"] = "auto"
 
     def ports(self) -> dict[str, int]:
         return {
@@ -67,7 +75,7 @@ def shared_env(s: StackSettings) -> dict[str, str]:
         "AUTH_ISSUER": "flokraft-dev",
         "AUTH_AUDIENCE": s.project,
         "DEVAUTH_KEY_FILE": str(REPO_ROOT / ".local" / "devauth" / "signing-key.pem"),
-        "LOG_JSON": "true" if s.log_json else "false",
+        "LOG_FORMAT": "console" if use_console(s.log_format, sys.stdout) else "json",
         "PYTHONUNBUFFERED": "1",
         # A frontend dev server on any local port may call the APIs (CORS).
         "CORS_ALLOW_ORIGIN_REGEX": r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?",
@@ -131,10 +139,13 @@ def processes(s: StackSettings) -> list[Process]:
                 "PORT": str(s.analyzer_port),
                 "ALLOW_FILE_URLS": "true",
                 "ALLOWED_FILE_ROOTS": f'["{tmp}"]',
+                # The tree limit the circus plugin enforces, exported as the analyzer's limit.
+                "MEMORY_LIMIT_BYTES": str(int(human2bytes(s.analyzer_memory_limit))),
             },
             # Longer than the analyzer's own shutdown grace, so a running job can finish.
             options={"graceful_timeout": "75"},
         ),
+        *([prometheus_process(s)] if s.prometheus else []),
     ]
 
 

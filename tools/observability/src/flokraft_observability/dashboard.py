@@ -1,185 +1,258 @@
-"""The operators' dashboard: is polling fast and flat in memory, are commands answered,
-is the analyzer keeping up, and is anything being OOM-killed.
+"""The overview dashboard: the questions on-call asks first.
 
-Queries select services by their container name (the chart names each container after its
-service), so they work with GKE managed Prometheus and with prometheus-operator alike.
+- Is the polling API healthy? Latency, error and 429 ratios, ready replicas.
+- Which pod is growing, and how close is each to its memory limit?
+- Are analyses failing or backing up? Outcomes, in flight against capacity, backlog age.
+- Is Kubernetes fighting us? Restarts, OOM kills, autoscalers at their maximum.
+
+The analyzer's own dashboard (analyzer.py) goes deeper into the work.
 """
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable, Row
-from grafana_foundation_sdk.builders.prometheus import Dataquery
-from grafana_foundation_sdk.builders.stat import Panel as Stat
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
-from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+from flokraft_observability.panels import (
+    APIS,
+    JOB_SUBSCRIPTION,
+    RATE,
+    SERVICES,
+    histogram_quantile,
+    kube,
+    new_dashboard,
+    ours,
+    timeseries,
+)
 
 UID = "flokraft-overview"
-DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
-RATE = "$__rate_interval"
-MIB = 2**20
-
-# Memory limits from values.yaml, drawn as thresholds so a creeping RSS stands out.
-LIMITS_MIB = {"query-api": 256, "rerun-api": 256, "analyzer": 2048}
+# Each handler serves one method; the queries stay short enough for the chart's ConfigMap
+# to pass yamllint's line length.
+LIST = 'handler="/analyses"'
+RERUN = 'handler="/analyses/{analysis_id}/rerun"'
 
 
-def query(expr: str, legend: str = "", ref: str = "A") -> Dataquery:
-    return Dataquery().expr(expr).legend_format(legend or "__auto").ref_id(ref)
+SERVICE_CONTAINERS = f'container=~"{SERVICES}"'
+DEPLOYMENTS = f'deployment=~".*-({SERVICES})"'
+OOM_KILLED = ', reason="OOMKilled"'
+MEMORY_LIMITS = 'resource="memory", ' + SERVICE_CONTAINERS
 
 
-def timeseries(title: str, unit: str, *queries: Dataquery, description: str = "") -> Timeseries:
-    panel = Timeseries().title(title).unit(unit).datasource(DATASOURCE).height(8).span(12)
-    if description:
-        panel = panel.description(description)
-    for q in queries:
-        panel = panel.with_target(q)
-    return panel
+def quoted(value: str) -> str:
+    return f'"{value}"'
 
 
-def latency_quantiles(container: str, handler: str, method: str) -> list[Dataquery]:
-    selector = f'container="{container}", handler="{handler}", method="{method}"'
-    return [
-        query(
-            f"histogram_quantile({q}, sum by (le) "
-            f"(rate(http_request_duration_seconds_bucket{{{selector}}}[{RATE}])))",
-            f"p{int(q * 100)}",
-            ref,
-        )
-        for q, ref in ((0.5, "A"), (0.99, "B"))
-    ]
+def ratio(status: str) -> str:
+    """Share of each API's requests answered with `status`; 0 (not "no data") while
+    there are none. The denominator is matched on (cluster, container), so it needs no
+    selector of its own beyond the namespace."""
+    by = "sum by (cluster, container)"
+    every = f"rate(http_requests_total{ours(APIS)}[{RATE}])"
+    matching = f"rate(http_requests_total{ours(APIS, 'status=~' + quoted(status))}[{RATE}])"
+    in_namespace = f'rate(http_requests_total{{namespace="$namespace"}}[{RATE}])'
+    return (
+        f"({by} ({matching}) or 0 * {by} ({every})) / on (cluster, container) {by} ({in_namespace})"
+    )
 
 
-def memory_panel(container: str) -> Timeseries:
-    limit = LIMITS_MIB[container]
+def latency(title: str, selector: str) -> Timeseries:
+    metric = "http_request_duration_seconds"
     return timeseries(
-        f"{container} memory (limit {limit} MiB)",
-        "bytes",
-        query(f'process_resident_memory_bytes{{container="{container}"}}', "{{pod}}"),
-        description="Resident memory per pod. Flat is the goal; the pod limit is the line "
-        "the kernel enforces.",
-    ).max(limit * MIB)
+        title,
+        "s",
+        (histogram_quantile(0.5, metric, selector), "p50"),
+        (histogram_quantile(0.99, metric, selector), "p99"),
+    )
+
+
+def by_hpa(metric: str) -> str:
+    return f"max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_{metric}{kube()})"
+
+
+def kubelet_memory_fraction() -> str:
+    """Working set over limit as cAdvisor and kube-state-metrics see it; the limit side is
+    matched on (namespace, pod, container), so it needs no selector of its own."""
+    by = "max by (namespace, pod, container)"
+    limits = 'kube_pod_container_resource_limits{resource="memory"}'
+    return (
+        f"{by} (container_memory_working_set_bytes{kube(SERVICE_CONTAINERS)})"
+        f" / on (namespace, pod, container) {by} ({limits})"
+    )
+
+
+def own_memory_fraction() -> str:
+    """The same from the services' own gauges (cgroup, else MEMORY_LIMIT_BYTES): there
+    wherever cAdvisor or kube-state-metrics is not scraped."""
+    by = "max by (pod, container)"
+    return (
+        f"{by} (flokraft_memory_working_set_bytes{ours(SERVICES)})"
+        f" / {by} (flokraft_memory_limit_bytes{ours(SERVICES)})"
+    )
 
 
 def build() -> Dashboard:
     return (
-        Dashboard("flokraft")
-        .uid(UID)
-        .tags(["flokraft", "generated"])
-        .refresh("30s")
-        .time("now-3h", "now")
-        .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
-        .with_row(Row("Polling: query-api"))
+        new_dashboard("flokraft overview", UID)
+        .with_row(Row("Is the polling API healthy?"))
+        .with_panel(latency("GET /analyses latency (target < 100 ms)", ours("query-api", LIST)))
         .with_panel(
             timeseries(
-                "GET /analyses latency (target < 100 ms)",
-                "s",
-                *latency_quantiles("query-api", "/analyses", "GET"),
+                "Error (5xx) and rate-limited (429) ratio",
+                "percentunit",
+                (ratio("5.."), "{{container}} 5xx"),
+                (ratio("429"), "{{container}} 429"),
+                description="Share of all requests. 5xx: a backing service is unreachable; "
+                "429: clients above RATE_LIMIT.",
             )
         )
         .with_panel(
             timeseries(
-                "query-api requests by route and status",
+                "Requests per second by status",
                 "reqps",
-                query(
-                    'sum by (handler, status) (rate(http_requests_total{container="query-api"}'
-                    f"[{RATE}]))",
-                    "{{handler}} {{status}}",
+                (
+                    f"sum by (container, status) (rate(http_requests_total{ours(APIS)}[{RATE}]))",
+                    "{{container}} {{status}}",
                 ),
-                description="304s are polls answered from the ETag; 429s are rate-limited clients.",
+                description="304s are polls answered from the ETag.",
             )
         )
-        .with_panel(memory_panel("query-api"))
         .with_panel(
             timeseries(
-                "Full pages served (maximum page size)",
+                "Ready replicas",
                 "short",
-                query(f"sum(rate(query_api_full_pages_total[{RATE}]))", "full pages/s"),
+                (
+                    "sum by (deployment) (kube_deployment_status_replicas_available"
+                    f"{kube(DEPLOYMENTS)})",
+                    "{{deployment}} available",
+                ),
+                (f"count by (container) (up{ours(SERVICES)} == 1)", "{{container}} scraped"),
+                description="Available replicas (kube-state-metrics) and pods answering /metrics.",
+            )
+        )
+        .with_row(Row("Which pod is growing?"))
+        .with_panel(
+            timeseries(
+                "Memory: working set / limit",
+                "percentunit",
+                (kubelet_memory_fraction(), "{{pod}} (cAdvisor)"),
+                (own_memory_fraction(), "{{pod}}"),
+                description="What the OOM killer weighs against the container limit: "
+                "cAdvisor's working set ÷ kube-state-metrics' limit, and the same cgroup "
+                "figures from the services' own gauges (the fallback where those two are "
+                "not scraped; both lines coincide where they are).",
+            ).max(1)
+        )
+        .with_panel(
+            timeseries(
+                "Memory per pod: working set and RSS",
+                "bytes",
+                (
+                    f"max by (pod) (flokraft_memory_working_set_bytes{ours(SERVICES)})",
+                    "{{pod}} working set",
+                ),
+                (f"max by (pod) (process_resident_memory_bytes{ours(SERVICES)})", "{{pod}} RSS"),
+                description="Flat is the goal. RSS is the Python process alone; the working "
+                "set is its container's cgroup (with the analyzer's children); where a process "
+                "has no limited cgroup (locally), its process tree's RSS.",
+            )
+        )
+        .with_row(Row("Are analyses failing or backing up?"))
+        .with_panel(
+            timeseries(
+                "Job attempts per second by outcome",
+                "ops",
+                (
+                    f"sum by (outcome) (rate(analyzer_jobs_total{ours('analyzer')}[{RATE}]))",
+                    "{{outcome}}",
+                ),
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Jobs in flight against capacity",
+                "short",
+                (f"sum(analyzer_jobs_in_flight{ours('analyzer')})", "in flight"),
+                (
+                    f"sum(analyzer_max_concurrent_jobs{ours('analyzer')})",
+                    "capacity (replicas x MAX_CONCURRENT_JOBS)",
+                ),
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Oldest queued job (Pub/Sub)",
+                "s",
+                (
+                    "max(pubsub_googleapis_com:subscription_oldest_unacked_message_age"
+                    f'{{subscription_id="{JOB_SUBSCRIPTION}"}})',
+                    "oldest unacked",
+                ),
+                description="Cloud Monitoring's metric through GKE managed Prometheus; a "
+                "running job's message counts as unacked until it ends.",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Dead letters and outbox",
+                "ops",
+                (
+                    "sum by (action) "
+                    f"(rate(analyzer_dead_letters_total{ours('analyzer')}[{RATE}]))",
+                    "dead letters {{action}}",
+                ),
+                (
+                    f"sum(rate(rerun_api_outbox_republished_total{ours('rerun-api')}[{RATE}]))",
+                    "outbox re-published",
+                ),
+            )
+        )
+        .with_row(Row("Is Kubernetes fighting us?"))
+        .with_panel(
+            timeseries(
+                "Autoscalers: current, desired, maximum",
+                "short",
+                (
+                    by_hpa("status_current_replicas"),
+                    "{{horizontalpodautoscaler}} current",
+                ),
+                (
+                    by_hpa("status_desired_replicas"),
+                    "{{horizontalpodautoscaler}} desired",
+                ),
+                (
+                    by_hpa("spec_max_replicas"),
+                    "{{horizontalpodautoscaler}} max",
+                ),
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Restarts and OOM kills (last hour)",
+                "short",
+                (
+                    "sum by (container) (increase(kube_pod_container_status_restarts_total"
+                    f"{kube(SERVICE_CONTAINERS)}[1h]))",
+                    "{{container}} restarts",
+                ),
+                (
+                    "sum by (container) (kube_pod_container_status_last_terminated_reason"
+                    f"{kube(SERVICE_CONTAINERS + OOM_KILLED)})",
+                    "{{container}} last end OOMKilled",
+                ),
             )
         )
         .with_row(Row("Commands: rerun-api"))
         .with_panel(
-            timeseries(
-                "POST /analyses/{id}/rerun latency (seed target < 1 s)",
-                "s",
-                *latency_quantiles("rerun-api", "/analyses/{analysis_id}/rerun", "POST"),
+            latency(
+                "POST /analyses/{id}/rerun latency (must answer < 1 s)", ours("rerun-api", RERUN)
             )
         )
         .with_panel(
             timeseries(
-                "Outbox: publishes pending and re-published",
+                "Outbox: publishes pending",
                 "short",
-                query("max(rerun_api_outbox_last_pending)", "pending", "A"),
-                query(
-                    f"sum(rate(rerun_api_outbox_republished_total[{RATE}]))", "re-published/s", "B"
-                ),
-                description="Pending stays at 0 while Pub/Sub accepts publishes at once.",
+                (f"max(rerun_api_outbox_last_pending{ours('rerun-api')})", "pending"),
+                description="Stays at 0 while Pub/Sub accepts publishes at once.",
             )
-        )
-        .with_panel(memory_panel("rerun-api"))
-        .with_panel(
-            timeseries(
-                "rerun-api requests by route and status",
-                "reqps",
-                query(
-                    'sum by (handler, status) (rate(http_requests_total{container="rerun-api"}'
-                    f"[{RATE}]))",
-                    "{{handler}} {{status}}",
-                ),
-            )
-        )
-        .with_row(Row("Work: analyzer"))
-        .with_panel(
-            timeseries(
-                "Jobs by outcome",
-                "short",
-                query(f"sum by (outcome) (rate(analyzer_jobs_total[{RATE}]))", "{{outcome}}"),
-            )
-        )
-        .with_panel(
-            timeseries(
-                "Child processes killed, by reason",
-                "short",
-                query(
-                    f"sum by (reason) (increase(analyzer_child_kills_total[{RATE}]))", "{{reason}}"
-                ),
-                description="A memory kill here is one analysis; the worker and the APIs live on.",
-            )
-        )
-        .with_panel(
-            timeseries(
-                "Job duration",
-                "s",
-                query(
-                    "histogram_quantile(0.5, sum by (le) "
-                    f"(rate(analyzer_job_duration_seconds_bucket[{RATE}])))",
-                    "p50",
-                    "A",
-                ),
-                query(
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"(rate(analyzer_job_duration_seconds_bucket[{RATE}])))",
-                    "p95",
-                    "B",
-                ),
-            )
-        )
-        .with_panel(
-            timeseries(
-                "Per-job peak memory of the child (p95)",
-                "bytes",
-                query(
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"(rate(analyzer_job_peak_memory_bytes_bucket[{RATE}])))",
-                    "p95",
-                ),
-            )
-        )
-        .with_panel(memory_panel("analyzer"))
-        .with_panel(
-            Stat()
-            .title("Jobs in flight")
-            .datasource(DATASOURCE)
-            .height(8)
-            .span(12)
-            .with_target(query("sum(analyzer_jobs_in_flight)", "in flight"))
         )
     )

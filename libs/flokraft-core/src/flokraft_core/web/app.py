@@ -15,7 +15,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
-from flokraft_core.memory import log_memory_forever
+from flokraft_core.memory import export_memory_limit, log_memory_forever
 from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.cors import install_cors, served_methods
@@ -50,7 +50,8 @@ def create_service_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     liveness: LivenessCheck | None = None,
 ) -> FastAPI:
-    configure_logging(settings.service_name, settings.log_level, json=settings.log_json)
+    configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
+    export_memory_limit(settings.memory_limit_bytes)
     set_service(settings.service_name)
 
     @asynccontextmanager
