@@ -45,7 +45,9 @@ VARIANTS: dict[str, list[str]] = {
     "keda": _set("keda.enabled=true"),
     "keda-prometheus": _set("keda.enabled=true", "keda.scaler=prometheus"),
     "prod-keda": [*PROFILES["prod"], *_set("keda.enabled=true")],
-    "prometheus-operator": _set("observability.rules.kind=prometheus-operator"),
+    "prometheus-operator": _set(
+        "observability.rules.kind=prometheus-operator", "observability.scrape=prometheus-operator"
+    ),
     "ingress": _set("routing.mode=ingress", "routing.hostnames={api.example.com}"),
     "knobs": ["-f", str(VALUES_DIR / "knobs.yaml")],
     "existing-secrets": ["-f", str(VALUES_DIR / "existing-secrets.yaml")],

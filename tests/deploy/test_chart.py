@@ -28,6 +28,7 @@ CRD_KINDS = {
     "PodMonitoring",
     "Rules",
     "PrometheusRule",
+    "PodMonitor",
     "PubSubTopic",
     "PubSubSubscription",
     "IAMPolicyMember",

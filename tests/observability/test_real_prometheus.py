@@ -44,6 +44,7 @@ from flokraft_observability.queries import (
 )
 from tests.observability import synthetic
 from tests.observability.chart import rule_groups
+from tests.query_api.conftest import PAGE_TOKEN_SECRET
 from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer
 from tests.support.polling import wait_until
@@ -114,6 +115,7 @@ def observed(
             "query_api.main",
             {
                 **issuer.env(),
+                "PAGE_TOKEN_SECRET": PAGE_TOKEN_SECRET,
                 # Low enough for the load below to meet 429s; short Firestore budgets so a
                 # frozen emulator answers 503 quickly.
                 "RATE_LIMIT": "30/minute",
