@@ -217,3 +217,23 @@ def test_the_listener_recovers_after_firestore_comes_back(
 
     asyncio.run(scenario())
     db.close()
+
+
+def test_recovery_observers_hear_when_a_broken_listener_is_replaced(
+    feed_db: gfirestore.Client,
+) -> None:
+    recoveries: list[float] = []
+
+    async def scenario() -> None:
+        feed = ChangeFeed(feed_db, FEEDS, max_users=100, verify_seconds=30)
+        feed.add_recovery_observer(lambda: recoveries.append(asyncio.get_running_loop().time()))
+        await feed.start()
+        assert await eventually(lambda: len(recoveries) == 1, 10)  # the first listener
+        broken = feed._watch
+        assert broken is not None
+        broken.close()
+        assert await eventually(lambda: len(recoveries) == 2, 10)
+        assert feed.healthy
+        await feed.stop()
+
+    asyncio.run(scenario())

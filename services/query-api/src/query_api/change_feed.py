@@ -4,7 +4,9 @@
 What it is for:
 - with `LIST_ETAG_FROM_FEED`, an unchanged poll is answered from the map, reading
   nothing (the marker read is the fallback whenever the map cannot vouch for a user);
-- observers (the event stream) are told of every change the moment it arrives.
+- observers (the event stream) are told of every change the moment it arrives, and
+  recovery observers are told when a listener that replaced a broken one is up again
+  (changes made while none ran may have been missed, so the streams re-read their markers).
 
 When the map vouches for a user (`trusted_version`): the listener is up and has delivered
 its first consistent snapshot since it (re)started, and the user's entry was confirmed
@@ -47,6 +49,7 @@ from flokraft_core.read_costs import count_reads, reads_labelled
 log = get_logger(__name__)
 
 Observer = Callable[[str, int], None]
+RecoveryObserver = Callable[[], None]
 # Markers changed this long before a listener starts are part of its first snapshot, so
 # a write racing with the start is not missed (client and server clocks differ a little).
 _START_MARGIN: Final = timedelta(seconds=30)
@@ -80,6 +83,8 @@ class ChangeFeed:
         self._ready_generation = -1  # generation whose first snapshot has arrived
         self._seen_by_watch = 0
         self._observers: list[Observer] = []
+        self._recovery_observers: list[RecoveryObserver] = []
+        self._forgot_generation = -1  # the latest generation started after a broken one
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.restarts = 0
@@ -111,6 +116,12 @@ class ChangeFeed:
         """`observer(user_id, version)` runs on the event loop for every marker change."""
         self._observers.append(observer)
 
+    def add_recovery_observer(self, observer: RecoveryObserver) -> None:
+        """`observer()` runs on the event loop when a listener started after a broken one
+        (or at start) has delivered its first snapshot: anything a caller learned only
+        from the listener may have missed changes made while none ran."""
+        self._recovery_observers.append(observer)
+
     async def _supervise(self) -> None:
         while True:
             await asyncio.sleep(_SUPERVISE_SECONDS)
@@ -129,6 +140,7 @@ class ChangeFeed:
             generation = self._watch_generation
             self._seen_by_watch = 0
             if forget:
+                self._forgot_generation = generation
                 # Changes may have been missed while no listener ran: nothing in the map
                 # can be vouched for until a read or the new listener confirms it.
                 self._versions.clear()
@@ -175,8 +187,13 @@ class ChangeFeed:
                 changed.append((marker.user_id, self._merge(marker)))
         with self._lock:
             self._seen_by_watch += sum(1 for c in changes if c.type.name == "ADDED")
+            recovered = (
+                self._ready_generation != generation and generation == self._forgot_generation
+            )
             self._ready_generation = generation
         self._notify(changed)
+        if recovered:
+            self._notify_recovered()
 
     def _notify(self, changed: list[tuple[str, int]]) -> None:
         loop = self._loop
@@ -185,6 +202,13 @@ class ChangeFeed:
         for user_id, version in changed:
             for observer in self._observers:
                 loop.call_soon_threadsafe(observer, user_id, version)
+
+    def _notify_recovered(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        for observer in self._recovery_observers:
+            loop.call_soon_threadsafe(observer)
 
     # --- the map ---------------------------------------------------------------------
 

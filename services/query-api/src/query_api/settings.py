@@ -47,6 +47,45 @@ class QueryApiSettings(HttpServiceSettings):
         "confirms it again (bounds staleness if the listener stalls unnoticed).",
     )
 
+    events_enabled: bool = Field(
+        True, description="Serve GET /analyses/events (starts the change feed's listener)."
+    )
+    events_max_streams: int = Field(
+        2000, ge=1, description="Open event streams per replica; past it the route answers 503."
+    )
+    events_full_retry_after_seconds: int = Field(
+        30, ge=1, description="Retry-After of the 503 answered at the stream cap."
+    )
+    events_max_lifetime_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A stream ends (with a `reconnect` event) after at most this long, so "
+        "load-balancer timeouts and rolling deploys never cut one mid-event.",
+    )
+    events_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="Interval of the heartbeat comment on an idle stream."
+    )
+    events_retry_ms: int = Field(
+        3000, ge=0, description="The `retry:` hint: how long a client waits to reconnect."
+    )
+    events_shutdown_grace_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=9,
+        description="On SIGTERM, how long streams get to send their final `reconnect` "
+        "event before they are cut (inside uvicorn's 10 s graceful shutdown).",
+    )
+    events_send_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A stream whose client does not take an event within this is closed.",
+    )
+    events_demo_page: bool = Field(
+        False,
+        description="Serve the live demo page (/demo/events) and its dev sign-in; local "
+        "profile only, never in a deployment.",
+    )
+
     @model_validator(mode="after")
     def _default_within_max(self) -> QueryApiSettings:
         if self.list_default_limit > self.list_max_limit:
