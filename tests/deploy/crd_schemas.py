@@ -142,6 +142,23 @@ SPECS: dict[tuple[str, str], dict[str, Any]] = {
         },
         ["default", "targetRef"],
     ),
+    ("networking.gke.io/v1", "GCPBackendPolicy"): obj(
+        {
+            "default": obj(
+                {
+                    "timeoutSec": {"type": "integer", "minimum": 1, "maximum": 86400},
+                    "connectionDraining": obj(
+                        {"drainingTimeoutSec": {"type": "integer", "minimum": 0, "maximum": 3600}}
+                    ),
+                }
+            ),
+            "targetRef": obj(
+                {"group": {"type": "string"}, "kind": {"const": "Service"}, "name": STR},
+                ["group", "kind", "name"],
+            ),
+        },
+        ["default", "targetRef"],
+    ),
     ("keda.sh/v1alpha1", "ScaledObject"): obj(
         {
             "scaleTargetRef": obj({"name": STR, "kind": STR, "apiVersion": STR}, ["name"]),
