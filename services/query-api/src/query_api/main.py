@@ -13,6 +13,7 @@ from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
 from query_api.change_feed import ChangeFeed
+from query_api.demo import demo_router
 from query_api.event_streams import EventHub, marker_version
 from query_api.list_versions import ListVersions
 from query_api.routers.admin import admin_router
@@ -82,6 +83,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
             *([events_router()] if settings.events_enabled else []),
             analyses_router(settings),
             admin_router(settings),
+            *([demo_router(settings)] if settings.events_demo_page else []),
         ],
         # A stream's duration is its lifetime, not a latency: it has its own metrics.
         uninstrumented_paths=[EVENTS_PATH],

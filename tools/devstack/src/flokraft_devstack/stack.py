@@ -99,7 +99,8 @@ def processes(s: StackSettings) -> list[Process]:
             f"{py} -m query_api.main",
             "green",
             priority=10,
-            env={"HOST": s.host, "PORT": str(s.query_api_port)},
+            # The event stream's live demo page (/demo/events): local profile only.
+            env={"HOST": s.host, "PORT": str(s.query_api_port), "EVENTS_DEMO_PAGE": "true"},
         ),
         Process(
             "rerun-api",

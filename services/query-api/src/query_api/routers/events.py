@@ -47,6 +47,8 @@ EVENTS_PATH = "/analyses/events"
 # A stream ends a little before its configured lifetime, at a random point, so streams
 # opened together (after a deploy) do not all reconnect in the same second.
 _LIFETIME_JITTER = 0.1
+# Lines end in LF, in events and heartbeats alike (the spec allows CRLF, LF or CR).
+_SEP = "\n"
 
 
 def _event(
@@ -58,6 +60,7 @@ def _event(
         event=kind,
         id=None if event_id is None else str(event_id),
         retry=retry_ms,
+        sep=_SEP,
     )
 
 
@@ -173,7 +176,7 @@ def events_router() -> APIRouter:
                 retry_ms=settings.events_retry_ms,
             ),
             ping=settings.events_heartbeat_seconds,
-            sep="\n",
+            sep=_SEP,
             headers={"Cache-Control": "no-store", "Vary": "Authorization"},
             # sse-starlette sets this event on SIGTERM and then waits this long before
             # cancelling; the hub's own watcher has the stream send `reconnect` first.
