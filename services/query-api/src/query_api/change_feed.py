@@ -20,10 +20,14 @@ version, so the change shows one poll later; and a stream that stalls without en
 only noticed through `verify_seconds`. That is why answering from the map is a setting,
 and the marker read (read-your-writes) is the default.
 
-Memory: the map holds at most `max_users` entries (~150 B each, measured in
+Memory and CPU: the map holds at most `max_users` entries (~150 B each, measured in
 docs/benchmarks.md). The listener itself keeps a snapshot of every marker its query
 matched, so it listens only to markers changed since shortly before it started, and it
-is replaced by a fresh one once it has seen `max_users` markers.
+is replaced by a fresh one once it has seen `listener_max_markers` markers. That bound is
+small on purpose: the Python client's listener sorts its whole snapshot (with a Python
+comparator) on every change it delivers, so its CPU per change grows with the snapshot:
+at 10 changes a second it rose from nothing to half a core within a minute as the
+snapshot grew to ~450 markers (docs/benchmarks.md, "Event streams").
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ RecoveryObserver = Callable[[], None]
 # Markers changed this long before a listener starts are part of its first snapshot, so
 # a write racing with the start is not missed (client and server clocks differ a little).
 _START_MARGIN: Final = timedelta(seconds=30)
+# A listener replaced because its snapshot is full: the old one ran until the new one was
+# registered, so the new one needs only to cover the old one's delivery lag.
+_ROTATE_MARGIN: Final = timedelta(seconds=10)
 _SUPERVISE_SECONDS: Final = 1.0
 
 
@@ -70,10 +77,12 @@ class ChangeFeed:
         *,
         max_users: int,
         verify_seconds: float,
+        listener_max_markers: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._collection = db.collection(collection)
         self._max_users = max_users
+        self._listener_max_markers = listener_max_markers
         self._verify_seconds = verify_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -128,7 +137,7 @@ class ChangeFeed:
             watch = self._watch
             if watch is None or not watch.is_active:
                 await asyncio.to_thread(self._restart, "listener stream ended", True)
-            elif self._seen_by_watch >= self._max_users:
+            elif self._seen_by_watch >= self._listener_max_markers:
                 # Its own snapshot grows with every marker it has seen: start afresh. The
                 # old one runs until the new one is up, so the map stays valid.
                 await asyncio.to_thread(self._restart, "listener snapshot full", False)
@@ -144,7 +153,7 @@ class ChangeFeed:
                 # Changes may have been missed while no listener ran: nothing in the map
                 # can be vouched for until a read or the new listener confirms it.
                 self._versions.clear()
-        since = datetime.now(UTC) - _START_MARGIN
+        since = datetime.now(UTC) - (_START_MARGIN if forget else _ROTATE_MARGIN)
         query = self._collection.where(filter=FieldFilter(CHANGED_AT_FIELD, ">=", since))
         try:
             self._watch = query.on_snapshot(

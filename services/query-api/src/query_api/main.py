@@ -44,6 +44,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
                 settings.firestore_feed_collection,
                 max_users=settings.change_feed_max_users,
                 verify_seconds=settings.change_feed_verify_seconds,
+                listener_max_markers=settings.change_feed_listener_max_markers,
             )
         app.state.event_hub = None
         if feed is not None and settings.events_enabled:

@@ -40,6 +40,12 @@ class QueryApiSettings(HttpServiceSettings):
     change_feed_max_users: int = Field(
         20000, ge=100, description="Users whose latest marker version a replica keeps (LRU)."
     )
+    change_feed_listener_max_markers: int = Field(
+        1000,
+        ge=10,
+        description="Markers a listener's own snapshot may hold before a fresh listener "
+        "replaces it (the client's CPU per change grows with that snapshot).",
+    )
     change_feed_verify_seconds: float = Field(
         30.0,
         gt=0,
