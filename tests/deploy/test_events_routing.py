@@ -32,8 +32,7 @@ def test_the_stream_gets_its_own_service_with_a_timeout_beyond_its_lifetime(
     (rule,) = [
         r
         for r in route["spec"]["rules"]
-        if {"method": "GET", "path": {"type": "Exact", "value": "/analyses/events"}}
-        in r["matches"]
+        if {"method": "GET", "path": {"type": "Exact", "value": "/analyses/events"}} in r["matches"]
     ]
     assert rule["backendRefs"][0]["name"] == target
     # Only the stream's Service carries the long timeout, and the LB probes it on /readyz.

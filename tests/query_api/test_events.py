@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from google.cloud import firestore as gfirestore
 
 from flokraft_core.change_markers import bump_marker
-from tests.query_api.conftest import COLLECTION, QueryApi, analysis_doc, start_query_api
+from tests.query_api.conftest import COLLECTION, QueryApi, analysis_doc, running_query_api
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess
 from tests.support.sse import Event, EventStream
@@ -135,22 +134,15 @@ def test_a_bad_last_event_id_or_no_token_is_refused_with_a_json_error(
 @pytest.fixture(scope="module")
 def small_api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[QueryApi]:
     """A replica with room for two streams that live two seconds and beat every 0.5 s."""
-    project = f"qa-ev-{uuid.uuid4().hex[:10]}"
-    proc = start_query_api(
+    with running_query_api(
         firestore.host,
         issuer,
-        project,
         EVENTS_MAX_STREAMS="2",
         EVENTS_MAX_LIFETIME_SECONDS="2",
         EVENTS_HEARTBEAT_SECONDS="0.5",
         EVENTS_FULL_RETRY_AFTER_SECONDS="17",
-    )
-    db = gfirestore.Client(project=project)
-    try:
-        yield QueryApi(process=proc, project=project, issuer=issuer, db=db)
-    finally:
-        proc.stop()
-        db.close()
+    ) as it:
+        yield it
 
 
 def test_past_the_cap_the_stream_is_refused_with_503_and_retry_after(
@@ -222,37 +214,32 @@ def test_a_stream_beats_and_ends_at_its_lifetime_with_a_reconnect_event(
 def test_streams_resume_after_firestore_stops_and_after_it_freezes(
     private_firestore: ManagedProcess, issuer: TestIssuer, uid: str
 ) -> None:
-    project = f"qa-out-{uuid.uuid4().hex[:10]}"
-    proc = start_query_api(private_firestore.host, issuer, project)
-    db = gfirestore.Client(project=project)
-    api = QueryApi(process=proc, project=project, issuer=issuer, db=db)
-    stream = open_stream(api, uid)
-    try:
-        assert stream.next().event == "ready"
+    with running_query_api(private_firestore.host, issuer) as api:
+        stream = open_stream(api, uid)
+        try:
+            assert stream.next().event == "ready"
 
-        # Stopped: the listener's stream ends; the supervisor replaces it once the
-        # emulator is back (which starts empty: the next create is version 1).
-        private_firestore.stop()
-        time.sleep(2)
-        private_firestore.start(timeout=30)
-        time.sleep(3)  # the replacement listener connects
-        write_change(db, uid, f"{uid}-a", analysis_doc(uid, 1))
-        event = next_of(stream, "changed", timeout=30)
-        assert event.id == "1"
+            # Stopped: the listener's stream ends; the supervisor replaces it once the
+            # emulator is back (which starts empty: the next create is version 1).
+            private_firestore.stop()
+            time.sleep(2)
+            private_firestore.start(timeout=30)
+            time.sleep(3)  # the replacement listener connects
+            write_change(api.db, uid, f"{uid}-a", analysis_doc(uid, 1))
+            event = next_of(stream, "changed", timeout=30)
+            assert event.id == "1"
 
-        # Frozen: the listener's connection stays open but nothing moves.
-        assert private_firestore.process is not None
-        os.killpg(private_firestore.process.pid, signal.SIGSTOP)
-        time.sleep(5)
-        os.killpg(private_firestore.process.pid, signal.SIGCONT)
-        committed = write_change(db, uid, f"{uid}-a", {"status": "failed"})
-        event = next_of(stream, "changed", timeout=30)
-        assert event.id == "2"
-        assert event.received_at - committed < 5
-    finally:
-        stream.close()
-        proc.stop()
-        db.close()
+            # Frozen: the listener's connection stays open but nothing moves.
+            assert private_firestore.process is not None
+            os.killpg(private_firestore.process.pid, signal.SIGSTOP)
+            time.sleep(5)
+            os.killpg(private_firestore.process.pid, signal.SIGCONT)
+            committed = write_change(api.db, uid, f"{uid}-a", {"status": "failed"})
+            event = next_of(stream, "changed", timeout=30)
+            assert event.id == "2"
+            assert event.received_at - committed < 5
+        finally:
+            stream.close()
 
 
 # --- shutdown -------------------------------------------------------------------------
@@ -261,31 +248,28 @@ def test_streams_resume_after_firestore_stops_and_after_it_freezes(
 def test_sigterm_ends_every_stream_with_a_reconnect_event_within_the_grace_period(
     firestore: ManagedProcess, issuer: TestIssuer, uid: str
 ) -> None:
-    project = f"qa-term-{uuid.uuid4().hex[:10]}"
-    proc = start_query_api(firestore.host, issuer, project)
-    api = QueryApi(process=proc, project=project, issuer=issuer, db=gfirestore.Client(project))
-    streams = [open_stream(api, f"{uid}-{i}") for i in range(5)]
-    try:
-        for stream in streams:
-            assert stream.next().event == "ready"
-        assert proc.process is not None
-        started = time.monotonic()
-        proc.process.send_signal(signal.SIGTERM)
-        for stream in streams:
-            goodbye = next_of(stream, "reconnect", timeout=10)
-            assert goodbye.json == {"reason": "shutdown"}
-            assert stream.ended.wait(10)
-        closed_in = time.monotonic() - started
-        exit_code = proc.process.wait(timeout=15)
-        exited_in = time.monotonic() - started
-        # Well inside uvicorn's 10 s graceful shutdown (and Kubernetes' 30 s grace).
-        assert closed_in < 5, closed_in
-        assert exited_in < 10, exited_in
-        # uvicorn re-raises the signal once its graceful shutdown is done.
-        assert exit_code in (0, -signal.SIGTERM), proc.tail()
-        assert "unhandled_error" not in proc.log_path.read_text(errors="replace")
-    finally:
-        for stream in streams:
-            stream.close()
-        proc.stop()
-        api.db.close()
+    with running_query_api(firestore.host, issuer) as api:
+        proc = api.process
+        streams = [open_stream(api, f"{uid}-{i}") for i in range(5)]
+        try:
+            for stream in streams:
+                assert stream.next().event == "ready"
+            assert proc.process is not None
+            started = time.monotonic()
+            proc.process.send_signal(signal.SIGTERM)
+            for stream in streams:
+                goodbye = next_of(stream, "reconnect", timeout=10)
+                assert goodbye.json == {"reason": "shutdown"}
+                assert stream.ended.wait(10)
+            closed_in = time.monotonic() - started
+            exit_code = proc.process.wait(timeout=15)
+            exited_in = time.monotonic() - started
+            # Well inside uvicorn's 10 s graceful shutdown (and Kubernetes' 30 s grace).
+            assert closed_in < 5, closed_in
+            assert exited_in < 10, exited_in
+            # uvicorn re-raises the signal once its graceful shutdown is done.
+            assert exit_code in (0, -signal.SIGTERM), proc.tail()
+            assert "unhandled_error" not in proc.log_path.read_text(errors="replace")
+        finally:
+            for stream in streams:
+                stream.close()

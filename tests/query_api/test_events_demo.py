@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from google.cloud import firestore as gfirestore
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.query_api.conftest import QueryApi, analysis_doc, start_query_api
+from tests.query_api.conftest import QueryApi, analysis_doc, running_query_api
 from tests.query_api.test_events import write_change
 from tests.support.auth import TestIssuer
 from tests.support.processes import REPO_ROOT, ManagedProcess
@@ -43,16 +41,10 @@ def demo_api(
             serialization.NoEncryption(),
         )
     )
-    project = f"qa-demo-{uuid.uuid4().hex[:10]}"
-    proc = start_query_api(
-        firestore.host, issuer, project, EVENTS_DEMO_PAGE="true", DEVAUTH_KEY_FILE=str(key_file)
-    )
-    db = gfirestore.Client(project=project)
-    try:
-        yield QueryApi(process=proc, project=project, issuer=issuer, db=db)
-    finally:
-        proc.stop()
-        db.close()
+    with running_query_api(
+        firestore.host, issuer, EVENTS_DEMO_PAGE="true", DEVAUTH_KEY_FILE=str(key_file)
+    ) as it:
+        yield it
 
 
 @pytest.fixture
