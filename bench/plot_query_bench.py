@@ -62,7 +62,10 @@ def cost(size: dict[str, Any], out: Path) -> Path:
         for y, value in enumerate(values):
             ax.annotate(f" {value:.2f}", (value, y), va="center", fontsize=8)
     cpu_ax.invert_yaxis()
-    fig.suptitle(f"Cost per poll — {size['documents']:,} analyses (raw query: no server; old backend: gunicorn)")
+    fig.suptitle(
+        f"Cost per poll — {size['documents']:,} analyses "
+        "(raw query: no server; old backend: gunicorn)"
+    )
     fig.tight_layout()
     path = out / f"query-bench-cost-{size['documents']}.png"
     fig.savefig(path, dpi=110)
