@@ -8,7 +8,7 @@ CLIENTS_NODE_MODULES := clients/typescript/node_modules/openapi-typescript/packa
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
 .PHONY: help install dev dev-observability test test-fast lint typecheck token seed backfill-markers render-k8s clients \
-        bench-query bench-rerun bench-analyzer bench-engine bench-pubsub clean
+        bench-query bench-events bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend's fixed endpoint (prints numbers, writes plots)
 	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_query_bench.py
+
+bench-events: install ## 1,000 open event streams on one query-api: RSS, idle CPU, write-to-event latency at 10 changes/s (prints numbers, writes a plot)
+	$(UV) run --frozen python bench/events_bench.py $(BENCH_ARGS)
+	$(UV) run --frozen python bench/plot_events_bench.py
 
 bench-rerun: install ## POST /rerun latency vs the bare transaction + publish
 	$(UV) run --frozen python bench/rerun_bench.py

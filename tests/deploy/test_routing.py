@@ -205,6 +205,7 @@ def test_ingress_routes_every_path_it_can(
 CONTRACT = [
     Operation("GET", "/analyses", "query-api"),
     Operation("GET", "/analyses/{analysis_id}", "query-api"),
+    Operation("GET", "/analyses/events", "query-api"),
     Operation("GET", "/admin/analyses", "query-api"),
     Operation("POST", "/analyses", "rerun-api"),
     Operation("POST", "/analyses/{analysis_id}/rerun", "rerun-api"),

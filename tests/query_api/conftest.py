@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,16 +80,25 @@ def start_query_api(
     return proc.start(ready_path="/healthz", timeout=60)
 
 
-@pytest.fixture(scope="module")
-def api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[QueryApi]:
-    project = f"qa-{uuid.uuid4().hex[:12]}"
-    proc = start_query_api(firestore.host, issuer, project, MEMORY_LOG_INTERVAL_SECONDS="0.5")
+@contextmanager
+def running_query_api(
+    firestore_host: str, issuer: TestIssuer, prefix: str = "qa", **env: str
+) -> Iterator[QueryApi]:
+    """A query-api process with a project of its own (settings from `env`), and a client."""
+    project = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    proc = start_query_api(firestore_host, issuer, project, **env)
     db = gfirestore.Client(project=project)
     try:
         yield QueryApi(process=proc, project=project, issuer=issuer, db=db)
     finally:
         proc.stop()
         db.close()
+
+
+@pytest.fixture(scope="module")
+def api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[QueryApi]:
+    with running_query_api(firestore.host, issuer, MEMORY_LOG_INTERVAL_SECONDS="0.5") as it:
+        yield it
 
 
 @pytest.fixture

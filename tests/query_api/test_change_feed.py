@@ -217,3 +217,51 @@ def test_the_listener_recovers_after_firestore_comes_back(
 
     asyncio.run(scenario())
     db.close()
+
+
+def test_recovery_observers_hear_when_a_broken_listener_is_replaced(
+    feed_db: gfirestore.Client,
+) -> None:
+    recoveries: list[float] = []
+
+    async def scenario() -> None:
+        feed = ChangeFeed(feed_db, FEEDS, max_users=100, verify_seconds=30)
+        feed.add_recovery_observer(lambda: recoveries.append(asyncio.get_running_loop().time()))
+        await feed.start()
+        assert await eventually(lambda: len(recoveries) == 1, 10)  # the first listener
+        broken = feed._watch
+        assert broken is not None
+        broken.close()
+        assert await eventually(lambda: len(recoveries) == 2, 10)
+        assert feed.healthy
+        await feed.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_listener_is_replaced_without_forgetting_and_keeps_delivering(
+    feed_db: gfirestore.Client,
+) -> None:
+    heard: list[tuple[str, int]] = []
+    recoveries: list[int] = []
+
+    async def scenario() -> None:
+        feed = ChangeFeed(
+            feed_db, FEEDS, max_users=1000, verify_seconds=30, listener_max_markers=20
+        )
+        feed.add_observer(lambda user, version: heard.append((user, version)))
+        feed.add_recovery_observer(lambda: recoveries.append(1))
+        await feed.start()
+        assert await eventually(lambda: feed.healthy, 10)
+        first = feed._watch
+        for i in range(25):
+            change(feed_db, f"rot{i}", f"rot{i}-a", analysis_doc(f"rot{i}", 1))
+        assert await eventually(lambda: feed._watch is not first and feed.healthy, 15)
+        # Not a failure: the map is kept and no catch-up reads are asked for.
+        assert feed.trusted_version("rot0") == 1
+        assert len(recoveries) == 1  # the start only
+        change(feed_db, "rot0", "rot0-a", {"status": "failed"})
+        assert await eventually(lambda: ("rot0", 2) in heard, 10)
+        await feed.stop()
+
+    asyncio.run(scenario())

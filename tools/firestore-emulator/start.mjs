@@ -1,14 +1,17 @@
 // Local Firestore emulator for development and tests (never production).
 // Usage: node start.mjs [--port 8080]   (or FIRESTORE_EMULATOR_PORT)
 // The package ignores cursors, __name__ ordering, offset and select(); query-fidelity.mjs
-// closes those gaps, collection-scaling.mjs makes writes O(1) instead of O(n), and
+// closes those gaps, collection-scaling.mjs makes writes O(1) instead of O(n),
 // field-transforms.mjs applies every field transform of a write (the package dropped all
-// after a server timestamp). Still missing (real Firestore has them): ListDocuments, gRPC messages
-// over 4 MiB, composite-index enforcement. Our code is written for real Firestore.
+// after a server timestamp), and listen-changes.mjs sends a query listener only what
+// changed (the package resent every matching document on every write). Still missing
+// (real Firestore has them): ListDocuments, gRPC messages over 4 MiB, composite-index
+// enforcement. Our code is written for real Firestore.
 import { FirestoreServer } from '@firestore-emulator/server';
 import './query-fidelity.mjs';
 import './collection-scaling.mjs';
 import './field-transforms.mjs';
+import './listen-changes.mjs';
 
 function argValue(name) {
   const i = process.argv.indexOf(name);

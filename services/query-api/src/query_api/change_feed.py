@@ -4,7 +4,9 @@
 What it is for:
 - with `LIST_ETAG_FROM_FEED`, an unchanged poll is answered from the map, reading
   nothing (the marker read is the fallback whenever the map cannot vouch for a user);
-- observers (the event stream) are told of every change the moment it arrives.
+- observers (the event stream) are told of every change the moment it arrives, and
+  recovery observers are told when a listener that replaced a broken one is up again
+  (changes made while none ran may have been missed, so the streams re-read their markers).
 
 When the map vouches for a user (`trusted_version`): the listener is up and has delivered
 its first consistent snapshot since it (re)started, and the user's entry was confirmed
@@ -18,10 +20,14 @@ version, so the change shows one poll later; and a stream that stalls without en
 only noticed through `verify_seconds`. That is why answering from the map is a setting,
 and the marker read (read-your-writes) is the default.
 
-Memory: the map holds at most `max_users` entries (~150 B each, measured in
+Memory and CPU: the map holds at most `max_users` entries (~150 B each, measured in
 docs/benchmarks.md). The listener itself keeps a snapshot of every marker its query
 matched, so it listens only to markers changed since shortly before it started, and it
-is replaced by a fresh one once it has seen `max_users` markers.
+is replaced by a fresh one once it has seen `listener_max_markers` markers. That bound is
+small on purpose: the Python client's listener sorts its whole snapshot (with a Python
+comparator) on every change it delivers, so its CPU per change grows with the snapshot:
+at 10 changes a second it rose from nothing to half a core within a minute as the
+snapshot grew to ~450 markers (docs/benchmarks.md, "Event streams").
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, Final
 
 from cachetools import LRUCache
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.watch import Watch
 
@@ -47,10 +54,20 @@ from flokraft_core.read_costs import count_reads, reads_labelled
 log = get_logger(__name__)
 
 Observer = Callable[[str, int], None]
+RecoveryObserver = Callable[[], None]
 # Markers changed this long before a listener starts are part of its first snapshot, so
 # a write racing with the start is not missed (client and server clocks differ a little).
 _START_MARGIN: Final = timedelta(seconds=30)
+# A listener replaced because its snapshot is full: the old one ran until the new one was
+# registered, so the new one needs only to cover the old one's delivery lag.
+_ROTATE_MARGIN: Final = timedelta(seconds=10)
 _SUPERVISE_SECONDS: Final = 1.0
+
+
+def _by_document_path(a: DocumentSnapshot[Any], b: DocumentSnapshot[Any]) -> int:
+    left: str = a.reference._document_path
+    right: str = b.reference._document_path
+    return (left > right) - (left < right)
 
 
 @dataclass
@@ -67,10 +84,12 @@ class ChangeFeed:
         *,
         max_users: int,
         verify_seconds: float,
+        listener_max_markers: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._collection = db.collection(collection)
         self._max_users = max_users
+        self._listener_max_markers = listener_max_markers
         self._verify_seconds = verify_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -80,6 +99,8 @@ class ChangeFeed:
         self._ready_generation = -1  # generation whose first snapshot has arrived
         self._seen_by_watch = 0
         self._observers: list[Observer] = []
+        self._recovery_observers: list[RecoveryObserver] = []
+        self._forgot_generation = -1  # the latest generation started after a broken one
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.restarts = 0
@@ -111,13 +132,19 @@ class ChangeFeed:
         """`observer(user_id, version)` runs on the event loop for every marker change."""
         self._observers.append(observer)
 
+    def add_recovery_observer(self, observer: RecoveryObserver) -> None:
+        """`observer()` runs on the event loop when a listener started after a broken one
+        (or at start) has delivered its first snapshot: anything a caller learned only
+        from the listener may have missed changes made while none ran."""
+        self._recovery_observers.append(observer)
+
     async def _supervise(self) -> None:
         while True:
             await asyncio.sleep(_SUPERVISE_SECONDS)
             watch = self._watch
             if watch is None or not watch.is_active:
                 await asyncio.to_thread(self._restart, "listener stream ended", True)
-            elif self._seen_by_watch >= self._max_users:
+            elif self._seen_by_watch >= self._listener_max_markers:
                 # Its own snapshot grows with every marker it has seen: start afresh. The
                 # old one runs until the new one is up, so the map stays valid.
                 await asyncio.to_thread(self._restart, "listener snapshot full", False)
@@ -129,15 +156,21 @@ class ChangeFeed:
             generation = self._watch_generation
             self._seen_by_watch = 0
             if forget:
+                self._forgot_generation = generation
                 # Changes may have been missed while no listener ran: nothing in the map
                 # can be vouched for until a read or the new listener confirms it.
                 self._versions.clear()
-        since = datetime.now(UTC) - _START_MARGIN
+        since = datetime.now(UTC) - (_START_MARGIN if forget else _ROTATE_MARGIN)
         query = self._collection.where(filter=FieldFilter(CHANGED_AT_FIELD, ">=", since))
         try:
-            self._watch = query.on_snapshot(
+            watch = query.on_snapshot(
                 lambda docs, changes, read_time: self._on_snapshot(generation, changes)
             )
+            # The client sorts the whole snapshot on every change with the query's
+            # comparator (Python, field by field: ~0.1 ms per marker per change). The feed
+            # reads only the changes, never that order, so any total order will do.
+            watch._comparator = _by_document_path
+            self._watch = watch
         except Exception as exc:  # the supervisor tries again in a second
             self._watch = None
             log.warning("change_feed_start_failed", error=type(exc).__name__, detail=str(exc))
@@ -175,8 +208,13 @@ class ChangeFeed:
                 changed.append((marker.user_id, self._merge(marker)))
         with self._lock:
             self._seen_by_watch += sum(1 for c in changes if c.type.name == "ADDED")
+            recovered = (
+                self._ready_generation != generation and generation == self._forgot_generation
+            )
             self._ready_generation = generation
         self._notify(changed)
+        if recovered:
+            self._notify_recovered()
 
     def _notify(self, changed: list[tuple[str, int]]) -> None:
         loop = self._loop
@@ -185,6 +223,13 @@ class ChangeFeed:
         for user_id, version in changed:
             for observer in self._observers:
                 loop.call_soon_threadsafe(observer, user_id, version)
+
+    def _notify_recovered(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        for observer in self._recovery_observers:
+            loop.call_soon_threadsafe(observer)
 
     # --- the map ---------------------------------------------------------------------
 

@@ -13,9 +13,12 @@ from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
 from query_api.change_feed import ChangeFeed
+from query_api.demo import demo_router
+from query_api.event_streams import EventHub, marker_version
 from query_api.list_versions import ListVersions
 from query_api.routers.admin import admin_router
 from query_api.routers.analyses import analyses_router
+from query_api.routers.events import EVENTS_PATH, events_router
 from query_api.settings import QueryApiSettings, get_settings, page_token_key
 
 
@@ -35,7 +38,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
             retry_seconds=settings.firestore_retry_seconds,
         )
         feed = None
-        if settings.list_etag_from_feed:
+        if settings.list_etag_from_feed or settings.events_enabled:
             # Listeners exist only on the sync client; it runs them on its own threads.
             feed_db = sync_client(settings)
             feed = ChangeFeed(
@@ -43,7 +46,19 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
                 settings.firestore_feed_collection,
                 max_users=settings.change_feed_max_users,
                 verify_seconds=settings.change_feed_verify_seconds,
+                listener_max_markers=settings.change_feed_listener_max_markers,
             )
+        app.state.event_hub = None
+        if feed is not None and settings.events_enabled:
+            reads = app.state.reads
+            hub = EventHub(
+                settings.events_max_streams, lambda user_id: marker_version(reads, user_id)
+            )
+            feed.add_observer(hub.changed)
+            feed.add_recovery_observer(hub.recovered)
+            hub.start()
+            app.state.event_hub = hub
+        if feed is not None:
             await feed.start()
         app.state.feed = feed
         app.state.versions = ListVersions(
@@ -52,6 +67,8 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.event_hub is not None:
+                await app.state.event_hub.stop()
             if feed is not None:
                 await feed.stop()
                 feed_db.close()  # type: ignore[no-untyped-call]
@@ -64,7 +81,15 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         settings,
         title="flokraft query-api",
         description="Lists and shows dance analyses; polled by the frontend.",
-        routers=[analyses_router(settings), admin_router(settings)],
+        # The stream's route first: `/analyses/{analysis_id}` would match "events".
+        routers=[
+            *([events_router()] if settings.events_enabled else []),
+            analyses_router(settings),
+            admin_router(settings),
+            *([demo_router()] if settings.events_demo_page else []),
+        ],
+        # A stream's duration is its lifetime, not a latency: it has its own metrics.
+        uninstrumented_paths=[EVENTS_PATH],
         lifespan=lifespan,
         readiness={"firestore": firestore_ready},
     )

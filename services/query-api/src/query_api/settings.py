@@ -40,6 +40,12 @@ class QueryApiSettings(HttpServiceSettings):
     change_feed_max_users: int = Field(
         20000, ge=100, description="Users whose latest marker version a replica keeps (LRU)."
     )
+    change_feed_listener_max_markers: int = Field(
+        1000,
+        ge=10,
+        description="Markers a listener's own snapshot may hold before a fresh listener "
+        "replaces it (the client's CPU per change grows with that snapshot).",
+    )
     change_feed_verify_seconds: float = Field(
         30.0,
         gt=0,
@@ -51,6 +57,45 @@ class QueryApiSettings(HttpServiceSettings):
         min_length=32,
         description="HMAC key of list page tokens (at least 32 characters; the same on every "
         "replica). Required: the service refuses to start without it.",
+    )
+
+    events_enabled: bool = Field(
+        True, description="Serve GET /analyses/events (starts the change feed's listener)."
+    )
+    events_max_streams: int = Field(
+        2000, ge=1, description="Open event streams per replica; past it the route answers 503."
+    )
+    events_full_retry_after_seconds: int = Field(
+        30, ge=1, description="Retry-After of the 503 answered at the stream cap."
+    )
+    events_max_lifetime_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A stream ends (with a `reconnect` event) after at most this long, so "
+        "load-balancer timeouts and rolling deploys never cut one mid-event.",
+    )
+    events_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="Interval of the heartbeat comment on an idle stream."
+    )
+    events_retry_ms: int = Field(
+        3000, ge=0, description="The `retry:` hint: how long a client waits to reconnect."
+    )
+    events_shutdown_grace_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=9,
+        description="On SIGTERM, how long streams get to send their final `reconnect` "
+        "event before they are cut (inside uvicorn's 10 s graceful shutdown).",
+    )
+    events_send_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A stream whose client does not take an event within this is closed.",
+    )
+    events_demo_page: bool = Field(
+        False,
+        description="Serve the live demo page (/demo/events, signs in with a dev token); local "
+        "profile only, never in a deployment.",
     )
 
     @model_validator(mode="after")

@@ -110,11 +110,13 @@ def processes(s: StackSettings) -> list[Process]:
             f"{py} -m query_api.main",
             "green",
             priority=10,
-            # Generated per `make dev`: page tokens only need to outlive one session.
+            # Generated per `make dev`: page tokens only need to outlive one session. The
+            # event stream's live demo page (/demo/events) is for the local profile only.
             env={
                 "HOST": s.host,
                 "PORT": str(s.query_api_port),
                 "PAGE_TOKEN_SECRET": secrets.token_urlsafe(32),
+                "EVENTS_DEMO_PAGE": "true",
             },
         ),
         Process(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -49,6 +50,7 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     liveness: LivenessCheck | None = None,
+    uninstrumented_paths: Sequence[str] = (),
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
     export_memory_limit(settings.memory_limit_bytes)
@@ -104,7 +106,10 @@ def create_service_app(
         install_cors(app, settings, served_methods(routers))
     Instrumentator(
         should_group_status_codes=False,
-        excluded_handlers=_NOT_INSTRUMENTED,
+        excluded_handlers=[
+            *_NOT_INSTRUMENTED,
+            *(f"^{re.escape(path)}$" for path in uninstrumented_paths),
+        ],
     ).add(metrics.default(latency_lowr_buckets=_HANDLER_LATENCY_BUCKETS)).instrument(app).expose(
         app, include_in_schema=False
     )

@@ -1,0 +1,189 @@
+"""`GET /analyses/events`: a Server-Sent Events stream that tells the caller the moment
+their list changed, so a frontend refetches then instead of polling every 3 s.
+
+    id: 7
+    event: changed
+    data: {"version":7}
+
+The event id is the caller's change-marker version. The data is the version only: the
+feed sees markers, not rows, so sending rows would cost a list query per stream per
+change (and the stream does not know which filters and page each tab shows). The client
+answers an event with its usual conditional `GET /analyses`, which reads the rows once.
+
+Connect: the marker is read once. The first event is `ready` (or `changed` when the
+client's `Last-Event-ID` differs from the current version: it missed a change while
+away) and carries the `retry:` hint. Then `changed` on every move of the marker, a
+heartbeat comment every `EVENTS_HEARTBEAT_SECONDS`, and a final `reconnect` event when
+the stream reaches its lifetime or the replica shuts down.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the route's annotations.
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
+
+from flokraft_core.web.errors import ApiError, error_responses
+from flokraft_core.web.security import CurrentUser
+from query_api.dependencies import Reads, Settings
+from query_api.event_streams import (
+    EVENTS_SENT,
+    EventHub,
+    StreamsFull,
+    Subscription,
+    marker_version,
+)
+from query_api.responses import COMMON_RESPONSES
+
+EVENTS_PATH = "/analyses/events"
+# A stream ends a little before its configured lifetime, at a random point, so streams
+# opened together (after a deploy) do not all reconnect in the same second.
+_LIFETIME_JITTER = 0.1
+# Lines end in LF, in events and heartbeats alike (the spec allows CRLF, LF or CR).
+_SEP = "\n"
+
+
+def _event(
+    kind: str, payload: dict[str, Any], *, event_id: int | None, retry_ms: int | None
+) -> ServerSentEvent:
+    EVENTS_SENT.labels(kind).inc()
+    return ServerSentEvent(
+        data=json.dumps(payload, separators=(",", ":")),
+        event=kind,
+        id=None if event_id is None else str(event_id),
+        retry=retry_ms,
+        sep=_SEP,
+    )
+
+
+async def _stream(
+    subscription: Subscription,
+    client_version: int | None,
+    *,
+    lifetime_seconds: float,
+    retry_ms: int,
+) -> AsyncIterator[ServerSentEvent]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + lifetime_seconds * (1 - _LIFETIME_JITTER * random.random())  # noqa: S311
+    version = subscription.latest
+    kind = "ready" if client_version in (None, version) else "changed"
+    subscription.sent = version
+    yield _event(kind, {"version": version}, event_id=version, retry_ms=retry_ms)
+    while True:
+        if subscription.closing is not None:
+            yield _event(
+                "reconnect", {"reason": subscription.closing}, event_id=None, retry_ms=retry_ms
+            )
+            return
+        if subscription.latest != subscription.sent:
+            version = subscription.sent = subscription.latest
+            yield _event("changed", {"version": version}, event_id=version, retry_ms=None)
+            continue
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            yield _event("reconnect", {"reason": "lifetime"}, event_id=None, retry_ms=retry_ms)
+            return
+        subscription.wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await subscription.wakeup.wait()
+
+
+class _StreamResponse(EventSourceResponse):
+    """Releases the stream's place in the hub however the response ends (finished, client
+    gone, cancelled at shutdown), including when the body never started."""
+
+    def __init__(self, hub: EventHub, subscription: Subscription, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hub = hub
+        self._subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._hub.close(self._subscription)
+
+
+def events_router() -> APIRouter:
+    router = APIRouter(tags=["events"])
+
+    @router.get(
+        EVENTS_PATH,
+        summary="Server-Sent Events: the caller's list changed",
+        response_class=EventSourceResponse,
+        responses={
+            **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
+            200: {
+                "description": "An event stream: `ready`/`changed` events whose id and "
+                "`data.version` are the caller's change-marker version, heartbeat "
+                "comments, and a final `reconnect` event.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **error_responses(
+                {
+                    503: "This replica holds its maximum of open streams, or Firestore is "
+                    "unavailable: keep polling and retry after Retry-After."
+                }
+            ),
+        },
+    )
+    async def analysis_events(
+        request: Request,
+        user: CurrentUser,
+        reads: Reads,
+        settings: Settings,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                pattern=r"^[0-9]{1,18}$",
+                description="The id of the last event received, sent on reconnect.",
+            ),
+        ] = None,
+    ) -> EventSourceResponse:
+        hub: EventHub = request.app.state.event_hub
+        try:
+            subscription = hub.open(user.uid)
+        except StreamsFull:
+            raise ApiError(
+                503,
+                "too_many_streams",
+                "this replica holds its maximum of event streams; keep polling",
+                headers={"Retry-After": str(settings.events_full_retry_after_seconds)},
+            ) from None
+        try:
+            # Registered before the read: a change landing meanwhile is offered to the
+            # subscription too, and the larger version wins.
+            subscription.offer(await marker_version(reads, user.uid))
+        except BaseException:
+            hub.close(subscription)
+            raise
+        return _StreamResponse(
+            hub,
+            subscription,
+            content=_stream(
+                subscription,
+                None if last_event_id is None else int(last_event_id),
+                lifetime_seconds=settings.events_max_lifetime_seconds,
+                retry_ms=settings.events_retry_ms,
+            ),
+            ping=settings.events_heartbeat_seconds,
+            sep=_SEP,
+            headers={"Cache-Control": "no-store", "Vary": "Authorization"},
+            # sse-starlette sets this event on SIGTERM and then waits this long before
+            # cancelling; the hub's own watcher has the stream send `reconnect` first.
+            shutdown_event=anyio.Event(),
+            shutdown_grace_period=settings.events_shutdown_grace_seconds,
+            send_timeout=settings.events_send_timeout_seconds,
+        )
+
+    return router
