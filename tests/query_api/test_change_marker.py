@@ -18,7 +18,7 @@ import pytest
 from google.cloud import firestore as gfirestore
 
 from flokraft_core.change_markers import bump_marker, marker_id
-from tests.query_api.conftest import COLLECTION, QueryApi, Writer, analysis_doc, start_query_api
+from tests.query_api.conftest import COLLECTION, QueryApi, Writer, analysis_doc, running_query_api
 from tests.support.auth import TestIssuer
 from tests.support.polling import metric_value, wait_until
 from tests.support.processes import ManagedProcess
@@ -150,14 +150,8 @@ def test_admin_list_keeps_body_etags(api: QueryApi, write: Writer, uid: str) -> 
 
 @pytest.fixture
 def short_lived_tags(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[QueryApi]:
-    project = f"qa-{uuid.uuid4().hex[:12]}"
-    proc = start_query_api(firestore.host, issuer, project, LIST_ETAG_MAX_AGE_SECONDS="2")
-    db = gfirestore.Client(project=project)
-    try:
-        yield QueryApi(process=proc, project=project, issuer=issuer, db=db)
-    finally:
-        proc.stop()
-        db.close()
+    with running_query_api(firestore.host, issuer, LIST_ETAG_MAX_AGE_SECONDS="2") as it:
+        yield it
 
 
 def test_a_tag_older_than_the_max_age_is_not_honoured(short_lived_tags: QueryApi) -> None:
@@ -218,14 +212,8 @@ def test_unusual_user_ids_get_a_valid_marker_document() -> None:
 
 @pytest.fixture(scope="module")
 def feed_api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[QueryApi]:
-    project = f"qa-{uuid.uuid4().hex[:12]}"
-    proc = start_query_api(firestore.host, issuer, project, LIST_ETAG_FROM_FEED="true")
-    db = gfirestore.Client(project=project)
-    try:
-        yield QueryApi(process=proc, project=project, issuer=issuer, db=db)
-    finally:
-        proc.stop()
-        db.close()
+    with running_query_api(firestore.host, issuer, LIST_ETAG_FROM_FEED="true") as it:
+        yield it
 
 
 def test_with_the_listener_an_unchanged_poll_reads_nothing(feed_api: QueryApi) -> None:

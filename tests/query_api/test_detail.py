@@ -3,20 +3,7 @@
 from __future__ import annotations
 
 from tests.query_api.conftest import QueryApi, Writer
-
-DETAIL_FIELDS = {
-    "id",
-    "timestamp",
-    "dance_type",
-    "dancers",
-    "analysis_type",
-    "processed",
-    "status",
-    "total_score",
-    "text",
-    "progress",
-    "error",
-}
+from tests.support.contract import DETAIL_FIELDS
 
 
 def test_owner_sees_the_detail_without_video_url(api: QueryApi, write: Writer, uid: str) -> None:

@@ -6,17 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from tests.query_api.conftest import QueryApi, Writer
-
-LIST_FIELDS = {
-    "id",
-    "timestamp",
-    "dance_type",
-    "dancers",
-    "analysis_type",
-    "processed",
-    "status",
-    "total_score",
-}
+from tests.support.contract import LIST_FIELDS
 
 
 def next_link(response) -> str | None:

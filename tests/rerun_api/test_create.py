@@ -8,17 +8,7 @@ import pytest
 
 from tests.rerun_api.conftest import RerunApi
 from tests.rerun_api.support import jobs_for, pull_jobs, read, video_of
-
-LIST_FIELDS = {
-    "id",
-    "timestamp",
-    "dance_type",
-    "dancers",
-    "analysis_type",
-    "processed",
-    "status",
-    "total_score",
-}
+from tests.support.contract import LIST_FIELDS
 
 
 def body(user: str, **overrides: Any) -> dict[str, Any]:

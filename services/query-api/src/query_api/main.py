@@ -11,7 +11,7 @@ from flokraft_core.analysis_reads import AnalysisReads
 from flokraft_core.firestore_client import async_client, sync_client
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
-from flokraft_core.web.server import serve
+from flokraft_core.web.server import serve_api
 from query_api.change_feed import ChangeFeed
 from query_api.demo import demo_router
 from query_api.event_streams import EventHub, marker_version
@@ -99,8 +99,7 @@ app = create_app()
 
 
 def run() -> None:
-    settings = get_settings()
-    serve(app, host=settings.host, port=settings.port, http_settings=settings)
+    serve_api(app, get_settings())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from flokraft_core.firestore_client import async_client
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.web.app import create_service_app
-from flokraft_core.web.server import serve
+from flokraft_core.web.server import serve_api
 from rerun_api.idempotency import IdempotencyStore
 from rerun_api.outbox import OutboxReconciler
 from rerun_api.routers import analyses
@@ -69,8 +69,7 @@ app = create_app()
 
 
 def run() -> None:
-    settings = get_settings()
-    serve(app, host=settings.host, port=settings.port, http_settings=settings)
+    serve_api(app, get_settings())
 
 
 if __name__ == "__main__":

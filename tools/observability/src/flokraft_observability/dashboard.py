@@ -30,6 +30,8 @@ UID = "flokraft-overview"
 # to pass yamllint's line length.
 LIST = 'handler="/analyses"'
 RERUN = 'handler="/analyses/{analysis_id}/rerun"'
+# Firestore reads are labelled by route template (flokraft_core.read_costs).
+LIST_READS = 'route="/analyses"'
 
 
 SERVICE_CONTAINERS = f'container=~"{SERVICES}"'
@@ -114,6 +116,21 @@ def build() -> Dashboard:
                     "{{container}} {{status}}",
                 ),
                 description="304s are polls answered from the ETag.",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Firestore documents read per poll",
+                "short",
+                (
+                    f"sum(rate(firestore_documents_read_total{ours('query-api', LIST_READS)}"
+                    f"[{RATE}])) / sum(rate(http_requests_total{ours('query-api', LIST)}[{RATE}]))",
+                    "GET /analyses",
+                ),
+                description="What a poll costs the database (billed per document read). An "
+                "unchanged poll reads only the caller's change marker (1), or nothing with "
+                "LIST_ETAG_FROM_FEED; a changed page reads the marker and limit + 1 rows; "
+                "query_api_list_answers_total says how many answers were which.",
             )
         )
         .with_panel(

@@ -52,3 +52,9 @@ def serve(
         server_header=False,
     )
     server_class(config).run()
+
+
+def serve_api(app: FastAPI, settings: HttpServiceSettings) -> None:
+    """The two APIs' `run()`: their bind address, header limit and trusted proxies all
+    come from their settings."""
+    serve(app, host=settings.host, port=settings.port, http_settings=settings)
