@@ -85,10 +85,10 @@ def rss(size: dict[str, Any], out: Path) -> Path:
         ax.plot(xs, [value / 2**20 for _, value in samples], label=arm["name"])
         offset = xs[-1] + 1
     ax.set_xlabel("seconds (arms one after the other)")
-    ax.set_ylabel("query-api RSS, MiB")
+    ax.set_ylabel("server RSS, MiB (process tree)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"query-api RSS through the arms — {size['documents']:,} analyses")
+    ax.set_title(f"Server RSS through the arms — {size['documents']:,} analyses")
     fig.tight_layout()
     path = out / f"query-bench-rss-{size['documents']}.png"
     fig.savefig(path, dpi=110)

@@ -164,6 +164,12 @@ def test_every_answer_the_frontend_reads_carries_cors_headers(
             q + "/analyses?limit=0", headers={**origin, **apis.issuer.headers(bob)}
         ),
         "create 422": httpx.post(r + "/analyses", headers=as_alice, json={"video_url": "x"}),
+        # Over MAX_BODY_BYTES: the request guard answers before any route, inside CORS.
+        "create 413": httpx.post(
+            r + "/analyses",
+            headers={**as_alice, "Content-Type": "application/json"},
+            content=b'{"dance_type": "' + b"x" * 20_000 + b'"}',
+        ),
     }
     answers["list 429"] = _until_429(lambda: httpx.get(q + "/analyses", headers=as_alice))
     answers["rerun 429"] = _until_429(
