@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from tests.query_api.conftest import QueryApi
+from tests.support.fuzzing import openapi_schema
 
 
 @pytest.fixture(scope="module")
 def api_schema(api: QueryApi) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(api.url + "/openapi.json")
+    return openapi_schema(api.url)
 
 
 # The event stream never ends on its own; tests/query_api/test_events.py covers it.

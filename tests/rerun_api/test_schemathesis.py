@@ -14,11 +14,12 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from rerun_api.idempotency import KEY_REGEX
 from tests.rerun_api.conftest import RerunApi
+from tests.support.fuzzing import openapi_schema
 
 
 @pytest.fixture(scope="module")
 def rerun_schema(api: RerunApi) -> OpenApiSchema:
-    return schemathesis.openapi.from_url(f"{api.process.url}/openapi.json")
+    return openapi_schema(api.process.url)
 
 
 schema = schemathesis.pytest.from_fixture("rerun_schema")

@@ -218,6 +218,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description A parameter or the body is invalid; `error.param` names it. */
             422: {
                 headers: {
@@ -315,6 +324,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description A parameter or the body is invalid; `error.param` names it. */
             422: {
                 headers: {
@@ -386,6 +404,15 @@ export interface operations {
             };
             /** @description No such analysis, or it belongs to someone else. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -481,6 +508,15 @@ export interface operations {
             };
             /** @description The token has no admin claim. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

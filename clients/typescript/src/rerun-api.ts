@@ -229,6 +229,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description A parameter or the body is invalid; `error.param` names it. */
             422: {
                 headers: {
@@ -319,6 +328,15 @@ export interface operations {
             };
             /** @description Already queued or running (current status in the body), or the same Idempotency-Key is still in flight. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

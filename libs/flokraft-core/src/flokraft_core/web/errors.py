@@ -66,6 +66,7 @@ def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str
 STANDARD_ERRORS: dict[int | str, dict[str, Any]] = error_responses(
     {
         401: "Missing, expired, badly signed or wrong-audience bearer token.",
+        413: "The request body is larger than MAX_BODY_BYTES (refused before it is read).",
         422: "A parameter or the body is invalid; `error.param` names it.",
         429: "Rate limit exceeded; see Retry-After.",
         503: "Firestore, Pub/Sub or the token keys are unavailable; retry shortly.",
