@@ -7,13 +7,12 @@ import base64
 import contextlib
 import json
 import socket
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.query_api.conftest import start_query_api
+from tests.query_api.conftest import running_query_api
 from tests.rerun_api.conftest import running_rerun_api
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess
@@ -21,11 +20,8 @@ from tests.support.processes import ManagedProcess
 
 @pytest.fixture(scope="module")
 def query_api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[ManagedProcess]:
-    process = start_query_api(firestore.host, issuer, f"sec-{uuid.uuid4().hex[:10]}")
-    try:
-        yield process
-    finally:
-        process.stop()
+    with running_query_api(firestore.host, issuer, prefix="sec") as api:
+        yield api.process
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,6 @@ class ChangeFeed:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._collection = db.collection(collection)
-        self._max_users = max_users
         self._listener_max_markers = listener_max_markers
         self._verify_seconds = verify_seconds
         self._clock = clock
