@@ -1,28 +1,40 @@
-# syntax=docker/dockerfile:1.7
 # The image of every service: query-api (HTTP 8001), rerun-api (8002) and the analyzer
 # (health and metrics on 8003). skaffold.yaml passes the build arguments:
 #   SERVICE  the directory under services/ and the console script the image runs
 #   MODULE   its Python package (the dev stage watches it)
 #   PORT     the port it listens on
 #   DEV_STOP_SECONDS  how long the dev stage waits for a restarted service to stop
-# Build context is the repository root, because the uv workspace (root pyproject.toml and
-# the one uv.lock) lives there:
+# and where registries are reachable nothing else is needed (the official python and uv
+# images are the defaults):
 #   docker build --build-arg SERVICE=query-api --build-arg MODULE=query_api \
 #     --build-arg PORT=8001 -t flokraft-query-api .
-# tests/deploy/test_images.py replays this file's build stage (its COPY and `uv sync` lines)
-# into a clean virtualenv for each service, so keep those two kinds of lines plain.
+# Without registry access, `make images` (scripts/build-images.sh) builds the same file on
+# a base made from Debian packages: PYTHON_IMAGE=local/python:bookworm, UV_IMAGE=local/uv.
+# Behind a TLS-inspecting proxy, give the build the proxy's CA bundle as a secret (read by
+# uv only while it downloads; it is never written into a layer):
+#   DOCKER_BUILDKIT=1 docker build --secret id=extra-ca,src=/etc/ssl/certs/ca-certificates.crt ...
+# No `# syntax=` line: the Dockerfile frontend built into BuildKit (Docker 20.10+) reads
+# the cache and secret mounts, so no frontend image is pulled.
+# Build context is the repository root, because the uv workspace (root pyproject.toml and
+# the one uv.lock) lives there. tests/deploy/test_images.py replays this file's build stage
+# (its COPY and `uv sync` lines) into a clean virtualenv for each service, and
+# tests/containers builds and runs the images themselves.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
-
 # The same uv that wrote uv.lock, so `--frozen` reads the lock format it expects.
-FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
 COPY --from=uv /uv /usr/local/bin/uv
+# UV_PYTHON_PREFERENCE=only-system: the base image's interpreter, whichever path it has
+# (/usr/local/bin on the official image, /usr/bin on Debian's).
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON_PREFERENCE=only-system \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Every workspace member's pyproject.toml, not only ours: uv must see the whole workspace
@@ -37,13 +49,19 @@ COPY services/analyzer/pyproject.toml services/analyzer/
 COPY tools/pubsub-emulator/pyproject.toml tools/pubsub-emulator/
 COPY tools/devstack/pyproject.toml tools/devstack/
 COPY tools/observability/pyproject.toml tools/observability/
+# The optional extra-ca secret: when given, uv trusts that bundle (SSL_CERT_FILE) instead
+# of its built-in roots; without it the mount is an empty path and uv keeps its own.
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=extra-ca,target=/run/secrets/extra-ca \
+    SSL_CERT_FILE="$(test -s /run/secrets/extra-ca && echo /run/secrets/extra-ca)" \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package flokraft-${SERVICE}
 COPY libs/flokraft-core/ libs/flokraft-core/
 COPY services/${SERVICE}/ services/${SERVICE}/
 # --no-editable installs our packages as wheels, so the runtime needs the venv and nothing
 # from /src.
 RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=extra-ca,target=/run/secrets/extra-ca \
+    SSL_CERT_FILE="$(test -s /run/secrets/extra-ca && echo /run/secrets/extra-ca)" \
     uv sync --frozen --no-dev --no-editable --package flokraft-${SERVICE}
 # One name for the service's console script: an exec-form ENTRYPOINT cannot expand
 # build arguments.
@@ -72,11 +90,13 @@ EXPOSE ${PORT}
 FROM base AS dev
 ARG MODULE
 ARG DEV_STOP_SECONDS=10
-ENV SERVICE_PACKAGES="/app/.venv/lib/python3.12/site-packages/${MODULE} /app/.venv/lib/python3.12/site-packages/flokraft_core" \
+# The venv's site-packages depends on the base's Python version: ask the venv, and link it
+# to one fixed path the entrypoint watches.
+RUN site="$(/app/.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && chown -R 10001:10001 "$site/${MODULE}" "$site/flokraft_core" \
+    && ln -s "$site" /app/site-packages
+ENV SERVICE_PACKAGES="/app/site-packages/${MODULE} /app/site-packages/flokraft_core" \
     DEV_STOP_SECONDS=${DEV_STOP_SECONDS}
-RUN chown -R 10001:10001 \
-    /app/.venv/lib/python3.12/site-packages/${MODULE} \
-    /app/.venv/lib/python3.12/site-packages/flokraft_core
 USER 10001:10001
 # A shell only to expand the two variables; `exec` leaves watchfiles as PID 1.
 ENTRYPOINT ["/bin/sh", "-c", "exec watchfiles --filter python --sigint-timeout \"$DEV_STOP_SECONDS\" flokraft-service $SERVICE_PACKAGES"]

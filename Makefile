@@ -7,7 +7,8 @@ FIRESTORE_NODE_MODULES := tools/firestore-emulator/node_modules/@firestore-emula
 CLIENTS_NODE_MODULES := clients/typescript/node_modules/openapi-typescript/package.json
 K8S_TOOLS := .tools/bin/helm .tools/bin/kubectl
 
-.PHONY: help install dev dev-observability test test-fast lint typecheck token seed backfill-markers render-k8s clients \
+.PHONY: help install dev dev-observability dev-containers images engine test test-fast lint typecheck token seed \
+        backfill-markers render-k8s clients \
         bench-query bench-events bench-rerun bench-analyzer bench-engine bench-pubsub clean
 
 help: ## list the targets
@@ -39,6 +40,15 @@ dev: install ## run the emulators and the three services (Ctrl-C stops everythin
 
 dev-observability: install ## make dev plus Prometheus on localhost:9090 (the chart's alert rules loaded)
 	DEV_PROMETHEUS=true $(UV) run --frozen python -m flokraft_devstack up
+
+engine: ## start a Docker engine (installs Debian's docker.io as root when none answers)
+	bash scripts/container-engine.sh
+
+images: ## build flokraft-{query-api,rerun-api,analyzer}:local into the local engine (no registry needed)
+	bash scripts/build-images.sh
+
+dev-containers: install $(K8S_TOOLS) images ## the chart's pods in the engine (ports 18001-18003; Ctrl-C stops)
+	$(UV) run --frozen python -m tests.containers.devstack
 
 test: install $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
 	$(UV) run --frozen pytest
