@@ -10,6 +10,7 @@ running job finish within SHUTDOWN_GRACE_SECONDS, otherwise nack it).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -17,11 +18,15 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from analyzer.memory_budget import memory_budget
 from analyzer.settings import AnalyzerSettings, get_settings
 from analyzer.worker import Worker
+from flokraft_core.logs import get_logger
 from flokraft_core.readiness import check_firestore_sync
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve
+
+log = get_logger(__name__)
 
 
 def _worker(app: FastAPI) -> Worker:
@@ -80,6 +85,21 @@ app = create_app()
 
 def run() -> None:
     settings = get_settings()
+    budget = memory_budget(settings)
+    if not budget.fits:
+        # One line with both numbers and where the limit came from, then a non-zero exit:
+        # the pod crash-loops visibly instead of being OOM-killed mid-job later.
+        log.error(
+            "job_memory_does_not_fit",
+            needed_mb=budget.needed_mb,
+            limit_mb=budget.limit_mb,
+            limit_source=budget.source,
+            max_concurrent_jobs=settings.max_concurrent_jobs,
+            job_memory_limit_mb=settings.job_memory_limit_mb,
+            job_memory_backstop_mb=settings.job_memory_backstop_mb,
+            worker_memory_headroom_mb=settings.worker_memory_headroom_mb,
+        )
+        sys.exit(2)
     # The worker's own grace (SHUTDOWN_GRACE_SECONDS) follows the HTTP drain.
     serve(
         app,

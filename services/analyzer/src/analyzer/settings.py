@@ -75,6 +75,13 @@ class AnalyzerSettings(CoreSettings, VideoSourceSettings):
         description="Kernel limit (RLIMIT_DATA) of the child above JOB_MEMORY_LIMIT_MB: stops an "
         "allocation faster than the RSS poll before it can reach the pod limit.",
     )
+    worker_memory_headroom_mb: int = Field(
+        200,
+        ge=0,
+        description="Memory kept for the worker itself: at start the analyzer refuses to run "
+        "unless MAX_CONCURRENT_JOBS x (JOB_MEMORY_LIMIT_MB + JOB_MEMORY_BACKSTOP_MB) plus this "
+        "fits in the container's memory limit (the cgroup's, else MEMORY_LIMIT_BYTES).",
+    )
     memory_poll_seconds: float = Field(
         0.1, gt=0, le=5, description="How often the child's RSS is checked against its cap."
     )

@@ -1,0 +1,89 @@
+"""Fixtures of the container tests: an engine (started here when possible), the images
+(built from this checkout), and the three rendered pods with the emulators, dev-auth and a
+video server on the host.
+
+Without an engine these tests are skipped with the reason printed, except in CI
+(CI=true), where they fail: CI must prove the images, not skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analyzer.engine.synthetic import write_dance_video
+from flokraft_core.pubsub_topology import apply_topology
+from tests.analyzer.conftest import fast_topology
+from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
+from tests.containers.stack import Addresses, Stack, host_port, running_stack, video_server
+from tests.support.auth import TestIssuer
+from tests.support.processes import ManagedProcess
+
+# The user whose analyses the isolation tests create and poll.
+USER = "dancer-1"
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    try:
+        ensure_engine()
+    except EngineUnavailable as exc:
+        reason = f"no container engine could be started here, so the images are NOT tested: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return ensure_images()
+
+
+@pytest.fixture(scope="session")
+def videos() -> Iterator[Path]:
+    """A directory the video server serves: <uid>/<name>.mp4."""
+    root = Path(tempfile.mkdtemp(prefix="container-videos-"))
+    (root / USER).mkdir()
+    # Long enough that a job is surely mid-way when the tests kill its worker (about 20 s
+    # of analysis on this kind of machine), small enough to write in a few seconds.
+    write_dance_video(
+        root / USER / "long.mp4", duration_seconds=40, dancers="mirrored", size=(320, 180)
+    )
+    write_dance_video(
+        root / USER / "short.mp4", duration_seconds=4, dancers="mirrored", size=(320, 180)
+    )
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def addresses(
+    engine: str,
+    firestore: ManagedProcess,
+    pubsub: ManagedProcess,
+    issuer: TestIssuer,
+    videos: Path,
+) -> Iterator[Addresses]:
+    project = f"containers-{uuid.uuid4().hex[:10]}"
+    # The production topology's names, with a short ack deadline so a job whose worker
+    # was killed is redelivered within seconds.
+    apply_topology(project, fast_topology())
+    with video_server(videos) as base_url:
+        yield Addresses(
+            project=project,
+            firestore_host=firestore.host,
+            pubsub_host=pubsub.host,
+            jwks_url=issuer.jwks_url,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            video_base_url=base_url,
+        )
+
+
+@pytest.fixture(scope="session")
+def stack(addresses: Addresses) -> Iterator[Stack]:
+    ports = {service: host_port() for service in ("query-api", "rerun-api", "analyzer")}
+    with running_stack(addresses, ports, name_prefix=f"flokraft-test-{os.getpid()}") as it:
+        yield it

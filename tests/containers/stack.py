@@ -1,0 +1,165 @@
+"""The three rendered pods plus what they talk to, on this machine: the emulators and
+dev-auth's JWKS as host processes (as `make dev` runs them), a host HTTP server for
+videos, and the pods on the host network. Used by the container tests (conftest.py) and
+`make dev-containers` (devstack.py).
+
+Every address goes to the chart as values (a values file per run on top of
+values-local.yaml), so the containers get them the way a cluster's pods would: through
+the rendered ConfigMap, Secret and env.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.containers.engine import SERVICES
+from tests.containers.pods import Pod, PodSpec, pod_spec, render_chart
+
+LOCAL_VALUES = Path(__file__).with_name("values-local.yaml")
+# `make dev-containers`' ports: clear of `make dev` (8001-8003, 8080, 8085, 8090, 9090).
+DEV_PORTS = {"query-api": 18001, "rerun-api": 18002, "analyzer": 18003}
+
+
+def host_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+), from which the test
+    suite's own free ports come, so a container's port never collides with one of them."""
+    for _ in range(200):
+        port = random.randint(20000, 29999)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-29999")
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where the pods find everything that is not a pod."""
+
+    project: str
+    firestore_host: str
+    pubsub_host: str
+    jwks_url: str
+    issuer: str
+    audience: str
+    video_base_url: str
+
+
+def run_values(
+    addresses: Addresses, ports: dict[str, int], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The per-run values on top of values-local.yaml."""
+    values: dict[str, Any] = {
+        "gcp": {"projectId": addresses.project},
+        "auth": {
+            "jwksUrl": addresses.jwks_url,
+            "issuer": addresses.issuer,
+            "audience": addresses.audience,
+        },
+        "videos": {"allowedUrlPrefixes": [f"{addresses.video_base_url}/{{uid}}/"]},
+        "sharedEnv": {
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+            "ALLOW_HTTP_URLS": "true",
+            "FIRESTORE_EMULATOR_HOST": addresses.firestore_host,
+            "PUBSUB_EMULATOR_HOST": addresses.pubsub_host,
+        },
+        "services": {name: {"port": port} for name, port in ports.items()},
+    }
+    return _merge(values, extra or {})
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def render_specs(
+    addresses: Addresses, ports: dict[str, int], extra: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, PodSpec]]:
+    docs = render_chart(LOCAL_VALUES, run_values(addresses, ports, extra))
+    return docs, {service: pod_spec(docs, service) for service in SERVICES}
+
+
+@contextlib.contextmanager
+def video_server(directory: Path) -> Iterator[str]:
+    """Serves `directory` on 127.0.0.1 (a thread of this process); yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="videos")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Stack:
+    """The running pods, by service."""
+
+    addresses: Addresses
+    docs: list[dict[str, Any]]
+    pods: dict[str, Pod] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return self.pods[service].url
+
+
+@contextlib.contextmanager
+def running_stack(
+    addresses: Addresses,
+    ports: dict[str, int],
+    *,
+    name_prefix: str,
+    extra: dict[str, Any] | None = None,
+    ready_timeout: float = 120.0,
+) -> Iterator[Stack]:
+    """The three pods started from one render, each ready (its readiness probe passed);
+    removed on exit."""
+    docs, specs = render_specs(addresses, ports, extra)
+    stack = Stack(addresses=addresses, docs=docs)
+    try:
+        for service in SERVICES:
+            stack.pods[service] = Pod(spec=specs[service], name=f"{name_prefix}-{service}").start()
+        for pod in stack.pods.values():
+            pod.wait_ready(ready_timeout)
+        yield stack
+    finally:
+        for pod in stack.pods.values():
+            pod.remove()
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(url)
