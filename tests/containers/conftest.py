@@ -1,6 +1,6 @@
 """Fixtures of the container tests: an engine (started here when possible), the images
 (built from this checkout), and the three rendered pods with the emulators, dev-auth and a
-video server on the host.
+Cloud Storage emulator (the videos) on the host.
 
 Without an engine these tests are skipped with the reason printed, except in CI
 (CI=true), where they fail: CI must prove the images, not skip them.
@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[attr-defined]
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.pubsub_topology import apply_topology
+
+# The analyzer tests' fast job topology (the production names, short deadlines).
 from tests.analyzer.conftest import fast_topology
 from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
-from tests.containers.stack import Addresses, Stack, host_port, running_stack, video_server
+from tests.containers.stack import Addresses, Stack, host_port, running_stack
 from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
+from tests.support.processes import LOG_DIR, ManagedProcess, free_port
 
 # The user whose analyses the isolation tests create and poll.
 USER = "dancer-1"
@@ -43,13 +48,13 @@ def engine() -> str:
 
 @pytest.fixture(scope="session")
 def videos() -> Iterator[Path]:
-    """A directory the video server serves: <uid>/<name>.mp4."""
+    """The videos the tests upload: <uid>/<name>.mp4."""
     root = Path(tempfile.mkdtemp(prefix="container-videos-"))
     (root / USER).mkdir()
-    # Long enough that a job is surely mid-way when the tests kill its worker (about 20 s
-    # of analysis on this kind of machine), small enough to write in a few seconds.
+    # Long enough that a job is surely mid-way when the tests kill its worker (3 minutes
+    # of video: about 15 s of analysis here), small enough to write in a few seconds.
     write_dance_video(
-        root / USER / "long.mp4", duration_seconds=40, dancers="mirrored", size=(320, 180)
+        root / USER / "long.mp4", duration_seconds=180, dancers="mirrored", size=(320, 180)
     )
     write_dance_video(
         root / USER / "short.mp4", duration_seconds=4, dancers="mirrored", size=(320, 180)
@@ -59,27 +64,64 @@ def videos() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def videos_bucket_emulator() -> Iterator[ManagedProcess]:
+    """gcp-storage-emulator (the root dev group) on a free port: the videos' bucket."""
+    port = free_port()
+    emulator = ManagedProcess(
+        name="storage-emulator",
+        command=[
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
+        env={},
+        port=port,
+        log_path=LOG_DIR / f"storage-{port}.log",
+    ).start(timeout=120)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
 def addresses(
     engine: str,
     firestore: ManagedProcess,
     pubsub: ManagedProcess,
+    videos_bucket_emulator: ManagedProcess,
     issuer: TestIssuer,
     videos: Path,
-) -> Iterator[Addresses]:
+) -> Addresses:
     project = f"containers-{uuid.uuid4().hex[:10]}"
     # The production topology's names, with a short ack deadline so a job whose worker
     # was killed is redelivered within seconds.
     apply_topology(project, fast_topology())
-    with video_server(videos) as base_url:
-        yield Addresses(
-            project=project,
-            firestore_host=firestore.host,
-            pubsub_host=pubsub.host,
-            jwks_url=issuer.jwks_url,
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            video_base_url=base_url,
-        )
+    bucket = f"videos-{project}"
+    client = storage.Client(
+        project=project,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": videos_bucket_emulator.url},
+    )
+    client.create_bucket(bucket)
+    for path in videos.rglob("*.mp4"):
+        blob = client.bucket(bucket).blob(path.relative_to(videos).as_posix())
+        blob.upload_from_filename(str(path))
+    client.close()
+    return Addresses(
+        project=project,
+        firestore_host=firestore.host,
+        pubsub_host=pubsub.host,
+        jwks_url=issuer.jwks_url,
+        issuer=issuer.issuer,
+        audience=issuer.audience,
+        storage_url=videos_bucket_emulator.url,
+        bucket=bucket,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""The three rendered pods plus what they talk to, on this machine: the emulators and
-dev-auth's JWKS as host processes (as `make dev` runs them), a host HTTP server for
-videos, and the pods on the host network. Used by the container tests (conftest.py) and
-`make dev-containers` (devstack.py).
+"""The three rendered pods plus what they talk to, on this machine: the emulators
+(Firestore, Pub/Sub, Cloud Storage for the videos) and dev-auth's JWKS as host processes
+(as `make dev` runs them), and the pods on the host network. Used by the container tests
+(conftest.py) and `make dev-containers` (devstack.py).
 
 Every address goes to the chart as values (a values file per run on top of
 values-local.yaml), so the containers get them the way a cluster's pods would: through
@@ -11,11 +11,8 @@ the rendered ConfigMap, Secret and env.
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import random
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,7 +53,12 @@ class Addresses:
     jwks_url: str
     issuer: str
     audience: str
-    video_base_url: str
+    # The Cloud Storage emulator's URL (STORAGE_EMULATOR_HOST) and the videos' bucket.
+    storage_url: str
+    bucket: str
+
+    def video_url(self, uid: str, name: str) -> str:
+        return f"gs://{self.bucket}/{uid}/{name}"
 
 
 def run_values(
@@ -70,13 +72,13 @@ def run_values(
             "issuer": addresses.issuer,
             "audience": addresses.audience,
         },
-        "videos": {"allowedUrlPrefixes": [f"{addresses.video_base_url}/{{uid}}/"]},
+        "videos": {"bucket": addresses.bucket},
         "sharedEnv": {
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
-            "ALLOW_HTTP_URLS": "true",
             "FIRESTORE_EMULATOR_HOST": addresses.firestore_host,
             "PUBSUB_EMULATOR_HOST": addresses.pubsub_host,
+            "STORAGE_EMULATOR_HOST": addresses.storage_url,
         },
         "services": {name: {"port": port} for name, port in ports.items()},
     }
@@ -98,25 +100,6 @@ def render_specs(
 ) -> tuple[list[dict[str, Any]], dict[str, PodSpec]]:
     docs = render_chart(LOCAL_VALUES, run_values(addresses, ports, extra))
     return docs, {service: pod_spec(docs, service) for service in SERVICES}
-
-
-@contextlib.contextmanager
-def video_server(directory: Path) -> Iterator[str]:
-    """Serves `directory` on 127.0.0.1 (a thread of this process); yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="videos")
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
