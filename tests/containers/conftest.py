@@ -32,6 +32,16 @@ from tests.support.processes import LOG_DIR, ManagedProcess, free_port
 
 # The user whose analyses the isolation tests create and poll.
 USER = "dancer-1"
+# The first test of the module pays for the session's image build (minutes on a fresh
+# machine: the Debian base, then three images) inside pytest-timeout's budget.
+CONTAINER_TEST_TIMEOUT = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(CONTAINER_TEST_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

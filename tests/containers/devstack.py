@@ -1,0 +1,107 @@
+"""`make dev-containers`: the chart's three pods in the local Docker engine, rendered by
+`helm template` (the default pods with tests/containers/values-local.yaml), with the
+emulators and dev-auth as host processes. Ports 18001-18003, clear of `make dev`'s.
+Ctrl-C stops each pod with SIGTERM (its grace period) and the host processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[attr-defined]
+
+from flokraft_core.pubsub_topology import apply_topology, load_topology
+from tests.containers.engine import ensure_engine, ensure_images
+from tests.containers.stack import DEV_PORTS, Addresses, running_stack
+from tests.support.auth import running_issuer
+from tests.support.processes import (
+    LOG_DIR,
+    REPO_ROOT,
+    ManagedProcess,
+    firestore_emulator,
+    free_port,
+    pubsub_emulator,
+)
+
+PROJECT = "demo-flokraft"
+BUCKET = "flokraft-videos"
+AUDIENCE = "flokraft-local"
+
+
+def storage_emulator() -> ManagedProcess:
+    port = free_port()
+    return ManagedProcess(
+        name="storage-emulator",
+        command=[
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
+        env={},
+        port=port,
+        log_path=LOG_DIR / f"storage-{port}.log",
+    )
+
+
+def main() -> None:
+    ensure_engine()
+    print(ensure_images())
+    hosts = [firestore_emulator(), pubsub_emulator(), storage_emulator()]
+    with contextlib.ExitStack() as stack:
+        for process in hosts:
+            process.start(timeout=120)
+            stack.callback(process.stop)
+        firestore, pubsub, videos = hosts
+        os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host
+        os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
+        apply_topology(PROJECT, load_topology())
+        client = storage.Client(
+            project=PROJECT,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": videos.url},
+        )
+        client.create_bucket(BUCKET)
+        client.close()
+        key_dir = REPO_ROOT / ".local" / "dev-containers"
+        key_dir.mkdir(parents=True, exist_ok=True)
+        issuer = stack.enter_context(running_issuer(key_dir, audience=AUDIENCE))
+        addresses = Addresses(
+            project=PROJECT,
+            firestore_host=firestore.host,
+            pubsub_host=pubsub.host,
+            jwks_url=issuer.jwks_url,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            storage_url=videos.url,
+            bucket=BUCKET,
+        )
+        pods = stack.enter_context(running_stack(addresses, DEV_PORTS, name_prefix="flokraft-dev"))
+        print("\nThe chart's pods, running in the engine (docker ps --filter name=flokraft-dev):")
+        for service, pod in pods.pods.items():
+            print(f"  {service:<10} {pod.url}  limit {pod.spec.memory_limit // 2**20} MiB")
+        print(f"  Firestore emulator {firestore.host}, Pub/Sub emulator {pubsub.host}, ")
+        print(f"  Cloud Storage emulator {videos.url} (bucket {BUCKET}), JWKS {issuer.jwks_url}")
+        print(f"\nA token for alice:\n  {issuer.token('alice')}\n")
+        print(f"  curl -H 'Authorization: Bearer <token>' {pods.url('query-api')}/analyses")
+        print("\nCtrl-C stops the pods (SIGTERM, their grace periods) and the emulators.")
+        done = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        done.wait()
+        for service, pod in pods.pods.items():
+            print(f"stopping {service}: exit code {pod.stop()}")
+
+
+if __name__ == "__main__":
+    main()
