@@ -4,6 +4,7 @@ holds inside the container, and SIGTERM drains and exits 0 within the grace peri
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -11,7 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from google.cloud import firestore, pubsub_v1
 
+from flokraft_core.jobs import new_job
+from flokraft_core.pubsub_topology import apply_topology
+from tests.analyzer.conftest import JobWorld, fast_topology
 from tests.containers.conftest import USER
 from tests.containers.engine import SERVICES
 from tests.containers.pods import HOST_NETWORK_ENV, Pod, memory_bytes, pod_spec
@@ -110,7 +115,9 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(stack: Stack, issuer: Tes
     must be answered while PID 1 drains; the container exits 0 within the grace period and
     is not restarted (a stop is final, as a deleted pod's)."""
     ports = {service: host_port() for service in SERVICES}
-    _, specs = render_specs(stack.addresses, ports)
+    # Five clients polling flat out would pass the per-user limit within a second.
+    unlimited = {"services": {"query-api": {"env": {"RATE_LIMIT": "100000/minute"}}}}
+    _, specs = render_specs(stack.addresses, ports, unlimited)
     pod = Pod(spec=specs["query-api"], name=f"{stack.pods['query-api'].name}-drain").start()
     try:
         pod.wait_ready(90)
@@ -144,7 +151,17 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(stack: Stack, issuer: Tes
         assert exit_code == 0, pod.logs()
         assert took < pod.spec.grace_seconds, "drained before the SIGKILL"
         assert not pod.state()["OOMKilled"]
-        assert all(outcome == 200 for _, _, outcome in results), results
+        # uvicorn closes, at its shutdown, every connection it is not serving a request on,
+        # including one whose next request is still unread in the socket: that client sees
+        # a reset, at most once each. On a cluster the endpoint is removed as the pod stops
+        # (and a preStop delay would cover even this); here it is allowed and counted.
+        failed = [
+            (round(t - sigterm_at, 3), outcome) for t, _, outcome in results if outcome != 200
+        ]
+        resets = [f for f in failed if f[1] in ("ReadError", "RemoteProtocolError")]
+        assert failed == resets, failed
+        assert len(resets) <= len(threads), resets
+        print(f"\nquery-api drain: {len(results)} requests, {len(resets)} reset, {took:.1f} s")
         in_flight = [r for r in results if r[1] > sigterm_at]
         assert in_flight, "some requests were in flight at the SIGTERM"
         time.sleep(2)
@@ -152,3 +169,43 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(stack: Stack, issuer: Tes
         assert pod.restart_count() == 0
     finally:
         pod.remove()
+
+
+def test_sigterm_lets_the_analyzers_running_job_finish_and_exits_0(
+    stack: Stack, issuer: TestIssuer
+) -> None:
+    """A second analyzer pod, on a project of its own (so the shared analyzer cannot take
+    its job): SIGTERM mid-job, the job finishes within SHUTDOWN_GRACE_SECONDS, the
+    container exits 0 before terminationGracePeriodSeconds, nothing is redelivered."""
+    addresses = dataclasses.replace(stack.addresses, project=f"{stack.addresses.project}-drain")
+    apply_topology(addresses.project, fast_topology())
+    ports = {service: host_port() for service in SERVICES}
+    _, specs = render_specs(addresses, ports)
+    spec = specs["analyzer"]
+    assert spec.grace_seconds > float(spec.env["SHUTDOWN_GRACE_SECONDS"])
+    db = firestore.Client(project=addresses.project)
+    publisher = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
+    world = JobWorld(project=addresses.project, db=db, publisher=publisher)
+    pod = Pod(spec=spec, name=f"{stack.pods['analyzer'].name}-drain").start()
+    try:
+        pod.wait_ready(120)
+        analysis_id = world.create(addresses.video_url(USER, "long.mp4"), user_id=USER)
+        world.publish_raw(new_job(analysis_id, 1, USER).encode(), ordering_key=analysis_id)
+        world.wait_for(analysis_id, lambda d: d["status"] == "running" and d["progress"] > 0, 120)
+        started = time.monotonic()
+        exit_code = pod.stop()
+        took = time.monotonic() - started
+        assert exit_code == 0, pod.logs()
+        assert took < spec.grace_seconds
+        done = world.get(analysis_id)
+        assert done["status"] == "done", done
+        assert done["attempts"] == 1
+        assert done["completions"] == 1
+        assert '"event": "worker_stopped"' in pod.logs(tail=30)
+        print(f"\nanalyzer drain: the running job finished, exit 0 in {took:.1f} s")
+    finally:
+        pod.remove()
+        publisher.stop()
+        db.close()
