@@ -122,9 +122,8 @@ def test_a_response_that_outlasts_the_header_timeout_is_not_cut(
 ) -> None:
     token = issuer.token(f"u{uuid.uuid4().hex[:8]}")
     with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
-        sock.sendall(
-            f"GET /analyses/events HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-        )
+        head = f"GET /analyses/events HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        sock.sendall(head.encode() + b"\r\n")
         received = b""
         deadline = time.monotonic() + TIMEOUT * 2.5
         while time.monotonic() < deadline:
