@@ -87,7 +87,7 @@ bench-query: install ## query-api's polls (full, conditional, listener) vs the r
 	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_query_bench.py
 
-bench-events: install ## 1,000 open event streams on one query-api: RSS, idle CPU, write-to-event latency at 10 changes/s (prints numbers, writes a plot)
+bench-events: install ## 2,000 event streams opened paced and in a burst: peak RSS against the 256 MiB limit, per-stream memory, idle CPU, write-to-event latency (prints numbers, writes a plot)
 	$(UV) run --frozen python bench/events_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_events_bench.py
 

@@ -17,7 +17,7 @@ from google.cloud import storage
 
 from analyzer.sources import NOT_READABLE
 from tests.analyzer.conftest import JobWorld, analyzer_env
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, free_port
 
 
 @pytest.fixture
@@ -185,3 +185,30 @@ def test_a_slow_drip_source_is_abandoned_at_the_download_deadline(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_gs_source_without_credentials_is_a_readable_source_failure(
+    world: JobWorld, video_dir: Path, start_analyzer, tmp_path: Path
+) -> None:
+    # Issue 21: the storage client was built outside the source's error handling, so a
+    # deployment without credentials crashed the job (counted up to MAX_ATTEMPTS, 5).
+    # No emulator and no credentials; the metadata server is pointed at a closed local
+    # port, so the credential lookup never leaves this machine.
+    closed = f"127.0.0.1:{free_port()}"
+    env = analyzer_env(
+        world,
+        video_dir,
+        VIDEO_URL_PREFIXES="gs://no-credentials/{uid}/",
+        GCE_METADATA_HOST=closed,
+        GCE_METADATA_IP=closed,
+        GOOGLE_APPLICATION_CREDENTIALS="",
+        CLOUDSDK_CONFIG=str(tmp_path / "gcloud"),
+    )
+    env.pop("STORAGE_EMULATOR_HOST", None)
+    analyzer = start_analyzer(env)
+    analysis_id = world.create("gs://no-credentials/user1/dance.mp4")
+    world.publish(analysis_id)
+    failed = world.wait_status(analysis_id, "failed", timeout=120, process=analyzer)
+    assert failed["error"].startswith("the video could not be fetched: storage error"), failed
+    assert "Credentials" in failed["error"]
+    assert failed["attempts"] == 2  # SOURCE_MAX_ATTEMPTS, not MAX_ATTEMPTS

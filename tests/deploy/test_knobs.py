@@ -167,6 +167,12 @@ def test_api_settings_reach_both_apis(rendered: dict[str, Docs]) -> None:
         env = environment(rendered["default"], name)
         assert env["RATE_LIMIT_STORAGE_URI"] == "memory://"
         assert env["FORWARDED_ALLOW_IPS"] == ""  # trust nobody
+        assert env["FORWARDED_FOR_CLIENT_POSITION"] == "1"
+        # Behind Google's external Application Load Balancer: its proxy ranges, and the
+        # client is the entry before the load balancer's own address.
+        prod = environment(rendered["prod"], name)
+        assert prod["FORWARDED_ALLOW_IPS"] == "35.191.0.0/16,130.211.0.0/22"
+        assert prod["FORWARDED_FOR_CLIENT_POSITION"] == "2"
         assert env["CORS_ALLOW_ORIGINS"] == ""
         assert env["CORS_ALLOW_ORIGIN_REGEX"] == ""
         env = environment(rendered["existing-secrets"], name)

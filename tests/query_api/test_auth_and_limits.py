@@ -69,7 +69,11 @@ def test_auth_is_checked_before_parameters(api: QueryApi) -> None:
 @pytest.fixture
 def limited_api(firestore: ManagedProcess, issuer: Issuer) -> Iterator[str]:
     proc = start_query_api(
-        firestore.host, issuer, f"rl-{uuid.uuid4().hex[:8]}", RATE_LIMIT="3/minute"
+        firestore.host,
+        issuer,
+        f"rl-{uuid.uuid4().hex[:8]}",
+        RATE_LIMIT="3/minute",
+        RATE_LIMIT_PER_IP="3/minute",
     )
     try:
         yield proc.url

@@ -132,6 +132,28 @@ def test_forged_or_garbled_tags_are_not_honoured(api: QueryApi, write: Writer, u
         assert poll(api, uid, tag).status_code == 200, tag
 
 
+def test_oversized_or_unusual_versions_are_tags_that_do_not_match(
+    api: QueryApi, write: Writer, uid: str
+) -> None:
+    # Issue 21: a 5,000-digit "version" made the list answer 500 (Python refuses int() past
+    # 4,300 digits). A version is at most 19 ASCII digits; anything else never matches.
+    ids = write(uid, 1)
+    change(api.db, uid, ids[0])
+    etag = poll(api, uid, None).headers["etag"]
+    _version, issued, digest = etag.removeprefix('W/"m').rstrip('"').split(".")
+    for tag in [
+        f'W/"m{"9" * 5000}.1.x"',
+        f'W/"m{"1" * 5000}.{issued}.{digest}"',
+        f'W/"m{"0" * 20}1.{issued}.{digest}"',  # 21 digits, numerically the version
+        f'W/"m\u0661.{issued}.{digest}"',  # an Arabic-Indic digit one
+        f'W/"m1.{"f" * 5000}.{digest}"',
+        ", ".join([f'W/"m{"7" * 4400}.1.x"'] * 3),  # within the header bound
+    ]:
+        headers = {**api.issuer.headers(uid), "If-None-Match": tag.encode()}  # bytes: UTF-8
+        response = httpx.get(api.url + "/analyses", headers=headers, timeout=30)
+        assert response.status_code == 200, (tag[:40], response.status_code, response.text[:200])
+
+
 def test_admin_list_keeps_body_etags(api: QueryApi, write: Writer, uid: str) -> None:
     ids = write(uid, 2)
     change(api.db, uid, ids[0])

@@ -87,3 +87,28 @@ def test_after_a_listener_recovery_every_subscribed_user_is_read_once(
 
     asyncio.run(scenario())
     sync_db.close()
+
+
+def test_caps_per_user_and_per_address_leave_the_replica_to_others() -> None:
+    async def scenario() -> None:
+        async def unused(user_id: str) -> int:
+            return 0
+
+        hub = EventHub(100, unused, max_per_user=3, max_per_address=4)
+        tabs = [hub.open("alice", "198.51.100.1") for _ in range(3)]
+        with pytest.raises(StreamsFull) as refused:
+            hub.open("alice", "198.51.100.2")  # a fourth tab, from anywhere
+        assert refused.value.cap == "user"
+        hub.open("bob", "198.51.100.1")
+        with pytest.raises(StreamsFull) as refused:
+            hub.open("carol", "198.51.100.1")  # a fifth stream from one address
+        assert refused.value.cap == "address"
+        hub.open("carol", "198.51.100.3")
+        hub.close(tabs[0])
+        hub.close(tabs[0])  # idempotent: counts once
+        hub.open("dave", "198.51.100.1")
+        with pytest.raises(StreamsFull):
+            hub.open("erin", "198.51.100.1")
+        assert len(hub) == 5
+
+    asyncio.run(scenario())

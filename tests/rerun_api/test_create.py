@@ -61,6 +61,13 @@ def test_create_queues_the_analysis_and_publishes_its_job(api: RerunApi, user: s
         ({"dance_type": "x" * 101}, "dance_type"),
         ({"dancers": []}, "dancers"),
         ({"dancers": ["d"] * 11}, "dancers"),
+        # Unicode category Cc (C0, DEL, C1) in any text field (issue 21).
+        ({"dance_type": "sal\x00sa"}, "dance_type"),
+        ({"dance_type": "salsa\x1b[31m"}, "dance_type"),
+        ({"dance_type": "\x7f"}, "dance_type"),
+        ({"dancers": ["ana", "b\x07en"]}, "dancers"),
+        ({"dancers": "ana\u0085ben"}, "dancers"),
+        ({"dancers": ["ana\nben"]}, "dancers"),
     ],
 )
 def test_create_rejects_bad_input_naming_the_field(

@@ -236,7 +236,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Rate limit exceeded; see Retry-After. */
+            /** @description The caller's or the address's streams are at their cap, or a rate limit was hit: keep polling and retry after Retry-After. */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -261,6 +261,8 @@ named (a redis URI carries its password), else from rateLimit.storageUri.
 {{- end }}
 - name: FORWARDED_ALLOW_IPS
   value: {{ .Values.http.forwardedAllowIps | quote }}
+- name: FORWARDED_FOR_CLIENT_POSITION
+  value: {{ .Values.http.forwardedForClientPosition | quote }}
 - name: CORS_ALLOW_ORIGINS
   value: {{ join "," .Values.http.cors.allowOrigins | quote }}
 - name: CORS_ALLOW_ORIGIN_REGEX

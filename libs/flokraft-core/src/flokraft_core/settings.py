@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from flokraft_core.web.forwarded import parse_networks
+
 
 class CoreSettings(BaseSettings):
     """Settings every service shares. Field names are the environment variable names."""
@@ -116,8 +118,26 @@ class HttpServiceSettings(CoreSettings):
     forwarded_allow_ips: str = Field(
         "",
         description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed (the "
-        "load balancer's); empty trusts nobody.",
+        "load balancer's: 35.191.0.0/16,130.211.0.0/22 on GKE); empty trusts nobody.",
     )
+    forwarded_for_client_position: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Which X-Forwarded-For entry, counted from the end, the trusted proxy "
+        "wrote for the client: 1 for a proxy that appends the peer it saw, 2 for Google's "
+        "external Application Load Balancer (it appends the client, then its own address).",
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"not an address or network: {exc}") from exc
+        return value
+
     max_body_bytes: int = Field(
         8192, ge=1024, le=1 << 20, description="Larger request bodies get 413 (never read)."
     )
@@ -125,7 +145,16 @@ class HttpServiceSettings(CoreSettings):
         16384,
         ge=4096,
         le=1 << 20,
-        description="Most bytes of a request line plus headers (h11); more is refused.",
+        description="Most bytes of a request line plus headers; more is answered 431 and "
+        "the connection closed, whether the head arrives in pieces or at once.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="A connection that has not sent a complete request head this long after "
+        "it opened (or after its last response) is closed: half-open and dripping clients "
+        "hold nothing for long.",
     )
 
     @model_validator(mode="after")

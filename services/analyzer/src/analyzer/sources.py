@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.auth import exceptions as gauth_exceptions
 from google.cloud import storage  # type: ignore[attr-defined]
 
 from analyzer.addresses import (
@@ -99,8 +100,11 @@ def _download_gcs(url: str, target: Path, settings: AnalyzerSettings) -> None:
     if not bucket_name or not blob_name:
         raise SourceError("a gs:// address needs a bucket and an object name", retryable=False)
     retry = Retry(initial=0.5, maximum=5.0, timeout=settings.download_deadline_seconds)
-    client = storage.Client(project=settings.google_cloud_project)
+    client: storage.Client | None = None
     try:
+        # Inside the handling: without credentials the client fails as it is built, and
+        # that is a source failure (readable, SOURCE_MAX_ATTEMPTS), not a crash of the job.
+        client = storage.Client(project=settings.google_cloud_project)
         blob = client.bucket(bucket_name).blob(blob_name)
         blob.reload(timeout=settings.download_timeout_seconds, retry=retry)
         if blob.size is not None and blob.size > settings.max_download_bytes:
@@ -112,10 +116,11 @@ def _download_gcs(url: str, target: Path, settings: AnalyzerSettings) -> None:
         # One answer for "missing" and "not allowed": which one it was is not the
         # caller's business (it would tell them what exists in the bucket).
         raise SourceError(NOT_READABLE, retryable=False) from exc
-    except gexc.GoogleAPIError as exc:
+    except (gexc.GoogleAPIError, gauth_exceptions.GoogleAuthError) as exc:
         raise SourceError(f"storage error ({type(exc).__name__})", retryable=True) from exc
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     if target.stat().st_size > settings.max_download_bytes:
         raise _too_large(settings.max_download_bytes)
 

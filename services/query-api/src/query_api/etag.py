@@ -13,6 +13,7 @@ Two kinds:
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
 
 # Bump when the list's JSON changes shape: every tag issued before then stops matching.
@@ -39,6 +40,12 @@ def none_match(if_none_match: str | None, etag: str) -> bool:
     return any(tag == "*" or tag.removeprefix("W/") == wanted for tag in _candidates(if_none_match))
 
 
+# What `marker_etag` makes. Bounded before any number is parsed: a version is at most 19
+# ASCII digits (an int64 counter), the issue time at most 16 hex digits; anything else (a
+# 5,000-digit "version", Unicode digits) is simply a tag that does not match.
+_MARKER_TAG: Final = re.compile(r"m([0-9]{1,19})\.([0-9a-f]{1,16})\.[0-9a-f]{1,64}", re.ASCII)
+
+
 def marker_etag(version: int, issued_at: int, scope: str) -> str:
     digest = hashlib.blake2b(
         f"{LIST_FORMAT_VERSION}\n{scope}\n{version}\n{issued_at}".encode(), digest_size=12
@@ -53,15 +60,11 @@ def held_marker_etag(
     `max_age_seconds` ago, else None. The 304 must echo this tag unchanged: answering with
     a freshly issued one would let a polling client's tag never age."""
     for candidate in _candidates(if_none_match):
-        body = candidate.removeprefix("W/").strip('"')
-        version_text, _, rest = body.removeprefix("m").partition(".")
-        issued_text, _, _digest = rest.partition(".")
-        if not body.startswith("m") or not version_text.isdigit():
+        parsed = _MARKER_TAG.fullmatch(candidate.removeprefix("W/").strip('"'))
+        if parsed is None:
             continue
-        try:
-            issued_at = int(issued_text, 16)
-        except ValueError:
-            continue
+        version_text, issued_text = parsed.groups()
+        issued_at = int(issued_text, 16)
         if int(version_text) != version:
             continue
         if not now - max_age_seconds <= issued_at <= now + _CLOCK_SKEW_SECONDS:

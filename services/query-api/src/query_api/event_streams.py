@@ -12,8 +12,12 @@ hub wakes that user's streams only, so another user's stream stays silent. When 
 feed's listener comes back after breaking, changes made while none ran may have been
 missed: every subscribed user's marker is read once and the streams catch up.
 
-The cap (`EVENTS_MAX_STREAMS`) is counted here: `open()` refuses past it, and the route
-answers 503 with Retry-After so the frontend keeps polling.
+The caps are counted here: per replica (`EVENTS_MAX_STREAMS`, derived from the memory a
+stream costs, docs/benchmarks.md), per user (`EVENTS_MAX_STREAMS_PER_USER`, a few tabs)
+and per client address (`EVENTS_MAX_STREAMS_PER_ADDRESS`), so neither one account nor
+one address can take a replica's streams. `open()` refuses past any of them; the route
+answers 429 (user, address) or 503 (replica) with Retry-After, and the frontend keeps
+polling.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ log = get_logger(__name__)
 
 STREAMS_OPEN = Gauge("flokraft_event_streams_open", "Event streams open on this replica.")
 STREAMS_REJECTED = Counter(
-    "flokraft_event_streams_rejected_total", "Event streams refused at the per-replica cap."
+    "flokraft_event_streams_rejected_total",
+    "Event streams refused at a cap, by cap (replica, user, address).",
+    ["cap"],
 )
 EVENTS_SENT = Counter(
     "flokraft_events_sent_total", "Events sent on event streams, by kind.", ["event"]
@@ -59,10 +65,11 @@ async def marker_version(reads: AnalysisReads, user_id: str) -> int:
 class Subscription:
     """One open stream. Slots keep it to a few hundred bytes."""
 
-    __slots__ = ("closing", "latest", "sent", "user_id", "wakeup")
+    __slots__ = ("address", "closing", "latest", "sent", "user_id", "wakeup")
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, address: str) -> None:
         self.user_id = user_id
+        self.address = address
         self.sent = -1  # nothing sent yet
         self.latest = -1
         self.closing: str | None = None  # why the stream must end ("shutdown")
@@ -82,14 +89,28 @@ class Subscription:
 
 
 class StreamsFull(Exception):
-    """The replica holds its maximum number of streams."""
+    """A cap is reached: `cap` is "replica", "user" or "address"."""
+
+    def __init__(self, cap: str) -> None:
+        super().__init__(cap)
+        self.cap = cap
 
 
 class EventHub:
-    def __init__(self, max_streams: int, marker_version: MarkerVersion) -> None:
+    def __init__(
+        self,
+        max_streams: int,
+        marker_version: MarkerVersion,
+        *,
+        max_per_user: int | None = None,
+        max_per_address: int | None = None,
+    ) -> None:
         self._max_streams = max_streams
+        self._max_per_user = max_per_user or max_streams
+        self._max_per_address = max_per_address or max_streams
         self._marker_version = marker_version
         self._by_user: defaultdict[str, set[Subscription]] = defaultdict(set)
+        self._by_address: defaultdict[str, int] = defaultdict(int)
         self._count = 0
         self._shutting_down = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -103,16 +124,22 @@ class EventHub:
 
     # --- streams ---------------------------------------------------------------------
 
-    def open(self, user_id: str) -> Subscription:
+    def open(self, user_id: str, address: str = "unknown") -> Subscription:
         """Registers a stream before its marker is read, so a change landing between the
         read and the registration is not lost (it is offered to the subscription)."""
-        if self._count >= self._max_streams:
-            STREAMS_REJECTED.inc()
-            raise StreamsFull
-        subscription = Subscription(user_id)
+        for cap, count, limit in (
+            ("user", len(self._by_user.get(user_id, ())), self._max_per_user),
+            ("address", self._by_address.get(address, 0), self._max_per_address),
+            ("replica", self._count, self._max_streams),
+        ):
+            if count >= limit:
+                STREAMS_REJECTED.labels(cap).inc()
+                raise StreamsFull(cap)
+        subscription = Subscription(user_id, address)
         if self._shutting_down:
             subscription.close("shutdown")
         self._by_user[user_id].add(subscription)
+        self._by_address[address] += 1
         self._count += 1
         STREAMS_OPEN.set(self._count)
         return subscription
@@ -125,6 +152,9 @@ class EventHub:
         streams.discard(subscription)
         if not streams:
             del self._by_user[subscription.user_id]
+        self._by_address[subscription.address] -= 1
+        if self._by_address[subscription.address] <= 0:
+            del self._by_address[subscription.address]
         self._count -= 1
         STREAMS_OPEN.set(self._count)
 

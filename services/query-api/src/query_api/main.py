@@ -20,6 +20,7 @@ from query_api.routers.admin import admin_router
 from query_api.routers.analyses import analyses_router
 from query_api.routers.events import EVENTS_PATH, events_router
 from query_api.settings import QueryApiSettings, get_settings, page_token_key
+from query_api.stream_admission import StreamAdmission
 
 
 def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
@@ -52,7 +53,10 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         if feed is not None and settings.events_enabled:
             reads = app.state.reads
             hub = EventHub(
-                settings.events_max_streams, lambda user_id: marker_version(reads, user_id)
+                settings.events_max_streams,
+                lambda user_id: marker_version(reads, user_id),
+                max_per_user=settings.events_max_streams_per_user,
+                max_per_address=settings.events_max_streams_per_address,
             )
             feed.add_observer(hub.changed)
             feed.add_recovery_observer(hub.recovered)
@@ -77,7 +81,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
     async def firestore_ready(app: FastAPI) -> None:
         await check_firestore_async(app.state.db, settings)
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="flokraft query-api",
         description="Lists and shows dance analyses; polled by the frontend.",
@@ -93,6 +97,16 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness={"firestore": firestore_ready},
     )
+    if settings.events_enabled:
+        # Outermost: a stream waiting for its turn holds nothing of the app yet.
+        app.add_middleware(
+            StreamAdmission,
+            path=EVENTS_PATH,
+            concurrency=settings.events_admission_concurrency,
+            max_waiting=settings.events_max_streams,
+            retry_after_seconds=settings.events_full_retry_after_seconds,
+        )
+    return app
 
 
 app = create_app()

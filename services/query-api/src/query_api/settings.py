@@ -63,10 +63,28 @@ class QueryApiSettings(HttpServiceSettings):
         True, description="Serve GET /analyses/events (starts the change feed's listener)."
     )
     events_max_streams: int = Field(
-        2000, ge=1, description="Open event streams per replica; past it the route answers 503."
+        1200,
+        ge=1,
+        description="Open event streams per replica; past it the route answers 503. The "
+        "default fits 256 Mi below the 85 % alert line (docs/benchmarks.md).",
+    )
+    events_max_streams_per_user: int = Field(
+        5, ge=1, description="Open event streams per user on a replica (a few tabs); 429 past it."
+    )
+    events_max_streams_per_address: int = Field(
+        25,
+        ge=1,
+        description="Open event streams per client address on a replica (IPv6: per /64); "
+        "429 past it, so one address with many accounts cannot take a replica.",
     )
     events_full_retry_after_seconds: int = Field(
-        30, ge=1, description="Retry-After of the 503 answered at the stream cap."
+        30, ge=1, description="Retry-After of a stream refused at a cap (429 or 503)."
+    )
+    events_admission_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Streams set up at once (token check, marker read); the rest wait their "
+        "turn, so a burst of opens costs no more memory than paced ones.",
     )
     events_max_lifetime_seconds: float = Field(
         300.0,

@@ -28,7 +28,15 @@ _FILE_URL = re.compile(rf"^file://(?:{_AUTHORITY})?{_PATH}$")
 _VIDEO_URL = re.compile(VIDEO_URL_PATTERN)
 
 
-def _stripped_not_blank(value: str) -> str:
+# Unicode category Cc is exactly these 65 code points (C0, DEL, C1). NUL and friends have
+# no place in a dance type or a name, and they break logs, CSV exports and terminals.
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NO_CONTROL_CHARACTERS_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _plain_text(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
     stripped = value.strip()
     if not stripped:
         raise ValueError("must not be blank")
@@ -39,7 +47,10 @@ def _stripped_not_blank(value: str) -> str:
 # only then stripped: stripping first accepted a 101-character value whose first
 # character is whitespace, which the schema promises to refuse.
 ShortText = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_stripped_not_blank)
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(_plain_text),
+    Field(json_schema_extra={"pattern": NO_CONTROL_CHARACTERS_PATTERN}),
 ]
 DancerName = ShortText
 DancerList = Annotated[list[DancerName], Field(min_length=1, max_length=10)]

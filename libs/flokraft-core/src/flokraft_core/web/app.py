@@ -20,7 +20,8 @@ from flokraft_core.memory import export_memory_limit, log_memory_forever
 from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.cors import install_cors, served_methods
-from flokraft_core.web.errors import install_error_handlers
+from flokraft_core.web.errors import UnexpectedErrorMiddleware, install_error_handlers
+from flokraft_core.web.forwarded import ForwardedClientMiddleware, parse_networks
 from flokraft_core.web.guard import RequestGuard
 from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
@@ -100,6 +101,9 @@ def create_service_app(
         _document_guard_answers(app)
         # It answers 401/413/429 by itself, so it sits inside CORS (added first).
         app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+        # A 500 answered here (not by Starlette's outermost ServerErrorMiddleware) passes
+        # through CORS like every other answer.
+        app.add_middleware(UnexpectedErrorMiddleware)
         # Inside the metrics middleware, so preflights are counted like any request; any
         # middleware that answers by itself must be added before this, or its answers
         # reach the browser without CORS headers (unreadable to the frontend).
@@ -115,6 +119,13 @@ def create_service_app(
     )
     # Outermost, so the request id is bound before anything else logs.
     app.add_middleware(RequestContextMiddleware)
+    if isinstance(settings, HttpServiceSettings) and settings.forwarded_allow_ips:
+        # Before everything that keys on the client's address.
+        app.add_middleware(
+            ForwardedClientMiddleware,
+            trusted=parse_networks(settings.forwarded_allow_ips),
+            position=settings.forwarded_for_client_position,
+        )
     return app
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flokraft_core.logs import get_logger
 
@@ -168,6 +169,38 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_body(request, "internal", "internal error"),
         status_code=500,
     )
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unhandled exception with the JSON 500 from inside the app's middleware.
+
+    Starlette sends a handler registered for `Exception` from its outermost middleware,
+    outside CORS, so the browser saw an opaque network error instead of a readable 500.
+    Installed inside CORS, this answers first; the `Exception` handler stays as the last
+    resort for anything raised outside it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late to answer: the server cuts the connection
+                raise
+            response = await _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,5 +1,5 @@
-"""Rate limits via `limits`: per user (per client IP for requests that fail auth), and a
-cheap per-IP limit counted before any token is verified.
+"""Rate limits via `limits`: per user for every authenticated request, and per client
+address for failed requests only (see web/guard.py).
 
 Storage is in memory by default; with a redis:// URI every replica shares the counters
 (Memorystore in production, a real redis-server in the tests).
@@ -34,17 +34,44 @@ class RateLimiter:
             except Exception as exc:
                 # A limiter whose store is down must not take the API down with it: the
                 # request goes through and the outage is logged (and alerts on logs).
-                log.warning("rate_limit_store_unavailable", error=f"{type(exc).__name__}: {exc}")
+                _store_down(exc)
                 return
             if not allowed:
-                stats = self._limiter.get_window_stats(item, self._namespace, key)
-                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"too many requests: the limit is {item}; retry in {retry_after} s",
-                    headers={"Retry-After": str(retry_after)},
-                )
+                raise self._refusal(item, key)
+
+    def check(self, key: str) -> None:
+        """Raises the 429 that `hit` would, without counting anything."""
+        for item in self._items:
+            try:
+                allowed = self._limiter.test(item, self._namespace, key)
+            except Exception as exc:
+                _store_down(exc)
+                return
+            if not allowed:
+                raise self._refusal(item, key)
+
+    def record(self, key: str) -> None:
+        """Counts one event for `key` (an answer already decided); never raises."""
+        for item in self._items:
+            try:
+                self._limiter.hit(item, self._namespace, key)
+            except Exception as exc:
+                _store_down(exc)
+                return
+
+    def _refusal(self, item: RateLimitItem, key: str) -> ApiError:
+        stats = self._limiter.get_window_stats(item, self._namespace, key)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return ApiError(
+            429,
+            "rate_limited",
+            f"too many requests: the limit is {item}; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     def reset(self) -> None:
         self._limiter.storage.reset()
+
+
+def _store_down(exc: Exception) -> None:
+    log.warning("rate_limit_store_unavailable", error=f"{type(exc).__name__}: {exc}")

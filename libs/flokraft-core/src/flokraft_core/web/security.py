@@ -1,8 +1,8 @@
 """FastAPI dependencies: the caller is who the verified bearer token says.
 
 Missing, expired, badly signed, oversized or malformed tokens get 401 with a JSON reason
-and a `WWW-Authenticate` header; a valid token without the right gets 403. Rate limiting
-is applied here too, because the key (user, or client IP when auth fails) is known here.
+and a `WWW-Authenticate` header; a valid token without the right gets 403. The per-user
+rate limit is applied here too, because the user is known here.
 
 Requests that carry a body are authenticated earlier, by `RequestGuard` (web/guard.py),
 before a byte of the body is read; the dependency then takes the principal it found.
@@ -53,26 +53,20 @@ def bearer_token(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def authenticate(
-    token: str | None, verifier: TokenVerifier, limiter: RateLimiter, client_ip: str
-) -> Principal:
-    """Verifies the token and counts the request against its user's limit (or, when the
-    token is bad, against the client IP's). Blocking: runs in a worker thread."""
+def authenticate(token: str | None, verifier: TokenVerifier, limiter: RateLimiter) -> Principal:
+    """Verifies the token and counts the request against its user's limit. A 401 is
+    counted against the client's address by the request guard (web/guard.py), with every
+    other failed request. Blocking: runs in a worker thread."""
     try:
         if token is None:
             raise AuthError("missing bearer token")
         principal = verifier.verify(token)
     except AuthError as exc:
-        limiter.hit(f"ip:{client_ip}")
         raise unauthenticated(exc.reason) from exc
     except AuthUnavailable as exc:
         raise ApiError(503, "unavailable", "token keys are unavailable; try again shortly") from exc
     limiter.hit(f"user:{principal.uid}")
     return principal
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def current_user(
@@ -88,7 +82,7 @@ def current_user(
         token = None
         if credentials is not None and credentials.scheme.lower() == "bearer":
             token = credentials.credentials
-        principal = authenticate(token, verifier, limiter, client_ip(request))
+        principal = authenticate(token, verifier, limiter)
     request.state.uid = principal.uid
     return principal
 

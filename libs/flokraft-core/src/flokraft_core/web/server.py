@@ -6,15 +6,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from flokraft_core.settings import HttpServiceSettings
+from flokraft_core.web.http_protocol import bounded_h11_protocol
 
-# Without an API's settings (the analyzer's health server): the APIs' default bound.
+# Without an API's settings (the analyzer's health server): the APIs' defaults.
 _DEFAULT_MAX_HEADER_BYTES = 16384
-
-
-def trusted_proxies(settings: HttpServiceSettings | None) -> list[str]:
-    if settings is None:
-        return []
-    return [item.strip() for item in settings.forwarded_allow_ips.split(",") if item.strip()]
+_DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 
 
 def serve(
@@ -29,25 +25,28 @@ def serve(
     """Every service's `run()`. Kubernetes sends SIGTERM and waits
     terminationGracePeriodSeconds; in-flight requests finish well inside that
     (`graceful_shutdown_seconds`). `server_class` lets a service act on the signal itself.
-    `http_settings` (the APIs') set the header limit and the trusted proxies."""
-    proxies = trusted_proxies(http_settings)
+    `http_settings` (the APIs') set the header bounds."""
+    max_header_bytes = (
+        http_settings.max_header_bytes if http_settings else _DEFAULT_MAX_HEADER_BYTES
+    )
+    header_timeout = (
+        http_settings.header_timeout_seconds if http_settings else _DEFAULT_HEADER_TIMEOUT_SECONDS
+    )
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        # h11, not httptools: h11 bounds the request line plus headers, so a megabyte
-        # header (a "token" of 32 MB) is refused while it is read, before any of our code.
-        http="h11",
-        h11_max_incomplete_event_size=(
-            http_settings.max_header_bytes if http_settings else _DEFAULT_MAX_HEADER_BYTES
-        ),
-        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any sidecar could
-        # pick the client IP the rate limits key on. Only the configured proxies are
-        # trusted; with none, the connecting peer is the client.
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
+        # h11, not httptools: h11 bounds an incomplete request head, so a megabyte header
+        # (a "token" of 32 MB) is refused while it is read, before any of our code; our
+        # subclass bounds a complete head as well and times out a head that dawdles.
+        http=bounded_h11_protocol(max_header_bytes, header_timeout),
+        h11_max_incomplete_event_size=max_header_bytes,
+        # Never uvicorn's proxy handling: it believes X-Forwarded-For from 127.0.0.1 by
+        # default and takes the last untrusted entry, which behind Google's load balancer
+        # is the load balancer itself. The app resolves the client (web/forwarded.py).
+        proxy_headers=False,
         timeout_graceful_shutdown=int(graceful_shutdown_seconds),
         server_header=False,
     )
@@ -55,6 +54,6 @@ def serve(
 
 
 def serve_api(app: FastAPI, settings: HttpServiceSettings) -> None:
-    """The two APIs' `run()`: their bind address, header limit and trusted proxies all
-    come from their settings."""
+    """The two APIs' `run()`: their bind address and header bounds come from their
+    settings (the trusted proxies are the app's, see create_service_app)."""
     serve(app, host=settings.host, port=settings.port, http_settings=settings)

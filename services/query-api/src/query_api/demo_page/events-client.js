@@ -1,7 +1,8 @@
 // Server-Sent Events over fetch(), so the bearer token travels in the Authorization
 // header (EventSource cannot send one, and a token in the URL ends up in logs).
-// onEvent(kind, data) gets "ready", "changed" (refetch the list) and "reconnect".
-// Resolves when the stream ends; rejects with err.status 503/401 when refused.
+// onEvent(kind, data) gets "ready", "changed" (refetch the list) and "reconnect"
+// (data.reason "token_expired": get a fresh token before reconnecting).
+// Resolves when the stream ends; rejects with err.status 429/503/401 when refused.
 async function streamEvents(url, token, lastEventId, onEvent, signal) {
   const headers = { Authorization: `Bearer ${token}`, Accept: "text/event-stream" };
   if (lastEventId !== null) headers["Last-Event-ID"] = String(lastEventId);

@@ -14,7 +14,12 @@ Connect: the marker is read once. The first event is `ready` (or `changed` when 
 client's `Last-Event-ID` differs from the current version: it missed a change while
 away) and carries the `retry:` hint. Then `changed` on every move of the marker, a
 heartbeat comment every `EVENTS_HEARTBEAT_SECONDS`, and a final `reconnect` event when
-the stream reaches its lifetime or the replica shuts down.
+the stream reaches its lifetime (`"lifetime"`), its token expires (`"token_expired"`: the
+client gets a fresh token before it reconnects) or the replica shuts down
+(`"shutdown"`).
+
+A user's or an address's streams beyond their cap get 429, the replica's beyond its cap
+503, both with Retry-After: the frontend keeps polling meanwhile.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the route's annotations.
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -31,9 +37,11 @@ from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from flokraft_core.auth import Principal
 from flokraft_core.web.errors import ApiError, error_responses
+from flokraft_core.web.guard import client_address
 from flokraft_core.web.security import CurrentUser
-from query_api.dependencies import Reads, Settings
+from query_api.dependencies import Hub, Reads, Settings
 from query_api.event_streams import (
     EVENTS_SENT,
     EventHub,
@@ -69,10 +77,15 @@ async def _stream(
     client_version: int | None,
     *,
     lifetime_seconds: float,
+    token_seconds: float,
     retry_ms: int,
 ) -> AsyncIterator[ServerSentEvent]:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + lifetime_seconds * (1 - _LIFETIME_JITTER * random.random())  # noqa: S311
+    lifetime = lifetime_seconds * (1 - _LIFETIME_JITTER * random.random())  # noqa: S311
+    # A stream never outlives the token it was opened with: a revoked or expired sign-in
+    # must not keep hearing about changes.
+    end_reason = "token_expired" if token_seconds < lifetime else "lifetime"
+    deadline = loop.time() + min(lifetime, token_seconds)
     version = subscription.latest
     kind = "ready" if client_version in (None, version) else "changed"
     subscription.sent = version
@@ -89,7 +102,7 @@ async def _stream(
             continue
         remaining = deadline - loop.time()
         if remaining <= 0:
-            yield _event("reconnect", {"reason": "lifetime"}, event_id=None, retry_ms=retry_ms)
+            yield _event("reconnect", {"reason": end_reason}, event_id=None, retry_ms=retry_ms)
             return
         subscription.wakeup.clear()
         with contextlib.suppress(TimeoutError):
@@ -113,6 +126,13 @@ class _StreamResponse(EventSourceResponse):
             self._hub.close(self._subscription)
 
 
+def _token_seconds_left(user: Principal) -> float:
+    # Verified tokens always carry `exp` (PyJWT requires it); a missing one ends the
+    # stream at its lifetime.
+    exp = user.claims.get("exp")
+    return float(exp) - time.time() if isinstance(exp, int | float) else float("inf")
+
+
 def events_router() -> APIRouter:
     router = APIRouter(tags=["events"])
 
@@ -130,8 +150,10 @@ def events_router() -> APIRouter:
             },
             **error_responses(
                 {
+                    429: "The caller's or the address's streams are at their cap, or a "
+                    "rate limit was hit: keep polling and retry after Retry-After.",
                     503: "This replica holds its maximum of open streams, or Firestore is "
-                    "unavailable: keep polling and retry after Retry-After."
+                    "unavailable: keep polling and retry after Retry-After.",
                 }
             ),
         },
@@ -141,6 +163,7 @@ def events_router() -> APIRouter:
         user: CurrentUser,
         reads: Reads,
         settings: Settings,
+        hub: Hub,
         last_event_id: Annotated[
             str | None,
             Header(
@@ -150,15 +173,22 @@ def events_router() -> APIRouter:
             ),
         ] = None,
     ) -> EventSourceResponse:
-        hub: EventHub = request.app.state.event_hub
+        retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}
         try:
-            subscription = hub.open(user.uid)
-        except StreamsFull:
+            subscription = hub.open(user.uid, client_address(request.scope))
+        except StreamsFull as full:
+            if full.cap == "replica":
+                raise ApiError(
+                    503,
+                    "too_many_streams",
+                    "this replica holds its maximum of event streams; keep polling",
+                    headers=retry_after,
+                ) from None
             raise ApiError(
-                503,
+                429,
                 "too_many_streams",
-                "this replica holds its maximum of event streams; keep polling",
-                headers={"Retry-After": str(settings.events_full_retry_after_seconds)},
+                f"this {full.cap} holds its maximum of event streams; keep polling",
+                headers=retry_after,
             ) from None
         try:
             # Registered before the read: a change landing meanwhile is offered to the
@@ -174,6 +204,7 @@ def events_router() -> APIRouter:
                 subscription,
                 None if last_event_id is None else int(last_event_id),
                 lifetime_seconds=settings.events_max_lifetime_seconds,
+                token_seconds=_token_seconds_left(user),
                 retry_ms=settings.events_retry_ms,
             ),
             ping=settings.events_heartbeat_seconds,
