@@ -159,15 +159,19 @@ class SigningKeys:
             raise AuthError("token is not signed by a known key")
         return found
 
+    def refresh_soon(self) -> None:
+        """Starts a fetch in the background (at start-up: the keys are ready before the
+        first request needs them, and no probe waits for the fetch)."""
+        self._refresh_in_background()
+
     def problem(self) -> str | None:
-        """Why the keys are not good enough to be ready, or None. Also keeps them fresh on
-        an idle pod: readiness probes trigger the background refresh."""
+        """Why the keys are not good enough to be ready, or None. Never waits for the
+        JWKS endpoint; keeps the keys fresh on an idle pod by triggering the background
+        refresh."""
         age = self.age()
         if age is None:
-            self._fetch_once(wait=True)
-            age = self.age()
-            if age is None:
-                return f"signing keys never fetched: {self._last_error}"
+            self._refresh_in_background()
+            return f"signing keys not fetched yet: {self._last_error or 'fetching'}"
         if age > self._fresh:
             self._refresh_in_background()
         if age > self._stale_bound:

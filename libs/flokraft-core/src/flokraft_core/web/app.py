@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -18,15 +18,20 @@ from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import export_memory_limit, log_memory_forever
 from flokraft_core.read_costs import bind_route, set_service
+from flokraft_core.readiness import DependencyMonitor, LoopMonitor
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.cors import install_cors, served_methods
+from flokraft_core.web.drain import CloseWhileDraining, Drain
 from flokraft_core.web.errors import install_error_handlers
 from flokraft_core.web.guard import RequestGuard
-from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
+from flokraft_core.web.health import LivenessCheck, PodCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
 from flokraft_core.web.request_context import RequestContextMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# A shared dependency's check (one cheap call), run by the DependencyMonitor, never by a
+# probe.
+DependencyCheck = Callable[[FastAPI], Awaitable[None]]
 
 _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 # Per-handler latency buckets fine enough to see the list's 100 ms target and the
@@ -48,13 +53,24 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter] = (),
     lifespan: Lifespan | None = None,
-    readiness: Mapping[str, ReadinessCheck] | None = None,
+    readiness: Mapping[str, PodCheck] | None = None,
+    dependencies: Mapping[str, DependencyCheck] | None = None,
     liveness: LivenessCheck | None = None,
     uninstrumented_paths: Sequence[str] = (),
 ) -> FastAPI:
+    """`readiness`: the service's own checks of this pod (local, no I/O), added to the
+    shared ones (started, signing keys, not draining, event loop). `dependencies`: shared
+    dependencies, checked in the background for metrics and logs, never by a probe."""
     configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
     export_memory_limit(settings.memory_limit_bytes)
     set_service(settings.service_name)
+    drain = Drain()
+    loop_monitor = LoopMonitor(max_lag=settings.readiness_max_loop_lag_seconds)
+    monitor = DependencyMonitor(
+        {},
+        interval=settings.dependency_check_interval_seconds,
+        timeout=settings.readiness_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,21 +85,40 @@ def create_service_app(
                 settings.rate_limit_storage_uri,
                 f"{settings.service_name}-ip",
             )
+            # Fetched now, in the background: readiness waits for the keys, a probe never does.
+            app.state.verifier.keys.refresh_soon()
         memory_task = asyncio.create_task(log_memory_forever(settings.memory_log_interval_seconds))
+        loop_monitor.start()
         try:
             if lifespan is None:
+                app.state.started = True
                 yield
             else:
                 async with lifespan(app):
-                    yield
+                    # Bound to the app only now: the checks use what the lifespan built.
+                    monitor.set_checks(
+                        {name: _bound(check, app) for name, check in (dependencies or {}).items()}
+                    )
+                    monitor.start()
+                    app.state.started = True
+                    try:
+                        yield
+                    finally:
+                        await monitor.stop()
         finally:
+            await loop_monitor.stop()
             memory_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await memory_task
 
-    checks = dict(readiness or {})
+    checks: dict[str, PodCheck] = {
+        "started": lambda app: None if getattr(app.state, "started", False) else "starting",
+        "draining": lambda _: "draining: SIGTERM received" if drain.draining else None,
+        "event_loop": lambda _: loop_monitor.problem(),
+    }
     if isinstance(settings, HttpServiceSettings):
         checks["auth_keys"] = _signing_keys_ready
+    checks.update(readiness or {})
 
     app = FastAPI(
         title=title,
@@ -92,8 +127,10 @@ def create_service_app(
         lifespan=app_lifespan,
         dependencies=[Depends(_label_reads)],
     )
+    # Read by the server (web.server.serve) that runs this app: its SIGTERM begins the drain.
+    app.state.drain = drain
     install_error_handlers(app)
-    app.include_router(health_router(checks, settings.readiness_timeout_seconds, liveness))
+    app.include_router(health_router(checks, monitor, liveness))
     for router in routers:
         app.include_router(router)
     if isinstance(settings, HttpServiceSettings):
@@ -115,14 +152,22 @@ def create_service_app(
     )
     # Outermost, so the request id is bound before anything else logs.
     app.add_middleware(RequestContextMiddleware)
+    # Around everything: every answer during the drain, errors included, closes its
+    # connection.
+    app.add_middleware(CloseWhileDraining, drain=drain)
     return app
 
 
-async def _signing_keys_ready(app: FastAPI) -> None:
+def _bound(check: DependencyCheck, app: FastAPI) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await check(app)
+
+    return run
+
+
+def _signing_keys_ready(app: FastAPI) -> str | None:
     verifier: TokenVerifier = app.state.verifier
-    problem = await asyncio.to_thread(verifier.keys.problem)
-    if problem:
-        raise LookupError(problem)
+    return verifier.keys.problem()
 
 
 def _document_guard_answers(app: FastAPI) -> None:
