@@ -69,7 +69,13 @@ def test_health_and_readiness(api: QueryApi) -> None:
     assert httpx.get(api.url + "/healthz", timeout=10).json() == {"status": "alive"}
     ready = httpx.get(api.url + "/readyz", timeout=10)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"firestore": "ok", "auth_keys": "ok"}
+    assert ready.json()["checks"] == {
+        "started": "ok",
+        "draining": "ok",
+        "event_loop": "ok",
+        "auth_keys": "ok",
+    }
+    assert ready.json()["dependencies"] == {"firestore": "ok"}
 
 
 def test_openapi_declares_models_and_errors(api: QueryApi) -> None:

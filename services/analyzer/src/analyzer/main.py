@@ -53,7 +53,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         worker: Worker | None = getattr(app.state, "worker", None)
         if worker is None:
             return "the worker has not started"
-        return "the worker is stopping" if worker.stopping() else None
+        if worker.stopping():
+            return "the worker is stopping"
+        # No load balancer routes here; readiness says whether this pod does its work.
+        return worker.liveness()
 
     def alive(app: FastAPI) -> str | None:
         worker: Worker | None = getattr(app.state, "worker", None)
