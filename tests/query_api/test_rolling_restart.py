@@ -108,6 +108,7 @@ def test_a_rolling_restart_under_polling_load_loses_no_request(
 
             stopped_in: list[float] = []
             goodbyes: list[tuple[float, float]] = []
+            routed_at_exit: list[bool] = []
             for old in list(replicas):
                 new = start_replica(project, firestore, issuer)
                 started.append(new)
@@ -123,8 +124,13 @@ def test_a_rolling_restart_under_polling_load_loses_no_request(
                 assert (goodbye.event, goodbye.json) == ("reconnect", {"reason": "shutdown"})
                 assert goodbye.received_at < exited_at
                 goodbyes.append((goodbye.received_at - deleted_at, exited_at - deleted_at))
+                # The proxy had stopped routing to it before it stopped accepting: the
+                # drain's failing readiness, seen by probes alone.
+                routed_at_exit.append(old.url in balancer.ready_backends())
                 assert old.process is not None
                 assert old.process.returncode in (0, -signal.SIGTERM), old.tail()
+                # (Without a drain, the endpoint would leave only after its probes failed.)
+                wait_until(lambda o=old: o.url not in balancer.ready_backends(), 30)
                 balancer.remove(old.url)
                 replicas.remove(old)
                 replicas.append(new)
@@ -133,6 +139,7 @@ def test_a_rolling_restart_under_polling_load_loses_no_request(
 
             routed = dict(balancer.routed)
         assert load.failures == [], load.failures[:10]
+        assert routed_at_exit == [False, False]
         assert len(load.answers) >= 200, len(load.answers)
         # Every replica, old and new, answered part of the load.
         assert all(routed.get(p.url, 0) > 0 for p in started), routed
