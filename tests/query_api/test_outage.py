@@ -80,6 +80,12 @@ def test_a_firestore_stall_fails_no_probe_and_answers_503_with_retry_after(
         assert report.status_code == 200
         assert report.json()["dependencies"]["firestore"].startswith("down for")
         assert up == 0
+        latencies = sorted(elapsed for _, elapsed in answers)
+        print(
+            f"\nquery-api, {STALL_SECONDS} s Firestore stall: {len(during)} probes, "
+            f"{len(prober.failures(since=stalled_at))} failed; {len(answers)} requests, all 503, "
+            f"{latencies[len(latencies) // 2]:.2f} s median, {latencies[-1]:.2f} s max"
+        )
 
         # Back by itself: answers, metrics and a log line say so.
         assert wait_until(

@@ -212,6 +212,12 @@ def test_a_15_s_stall_fails_no_probe_and_every_request_gets_an_answer(
             during = [p for p in prober.results if p.at >= stalled_at]
             assert len(during) >= STALL_SECONDS // pod_shape("rerun-api").period - 1
             assert prober.failures() == [], prober.failures()
+            latencies = sorted(elapsed for _, elapsed in answers)
+            print(
+                f"\nrerun-api, {STALL_SECONDS} s {stalled} stall: {len(during)} probes, "
+                f"0 failed; {len(answers)} requests, all {answers[0][0].status_code}, "
+                f"{latencies[len(latencies) // 2]:.2f} s median, {latencies[-1]:.2f} s max"
+            )
     finally:
         prober.stop()
         api.stop()
