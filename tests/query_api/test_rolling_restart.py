@@ -157,3 +157,41 @@ def test_a_rolling_restart_under_polling_load_loses_no_request(
         for process in started:
             process.stop()
         db.close()
+
+
+def test_sigterm_fails_readiness_at_once_and_answers_go_on_until_the_drain_ends(
+    firestore: ManagedProcess, issuer: TestIssuer
+) -> None:
+    drain = 3.0
+    api = start_query_api(
+        firestore.host, issuer, f"drain-{uuid.uuid4().hex[:8]}", DRAIN_SECONDS=str(drain)
+    )
+    headers = issuer.headers("drainer")
+    try:
+        assert wait_until(lambda: httpx.get(api.url + "/readyz", timeout=5).status_code == 200, 30)
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            before = client.get("/analyses", headers=headers)
+            assert before.status_code == 200
+            assert before.headers.get("connection") != "close"  # kept alive
+            assert api.process is not None
+            api.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            assert wait_until(lambda: client.get("/readyz").status_code == 503, 1, interval=0.05)
+            unready_in = time.monotonic() - signalled
+            ready = client.get("/readyz")
+            assert ready.json()["checks"]["draining"].startswith("draining")
+            # Still answering, and every answer closes its connection.
+            during = client.get("/analyses", headers=headers)
+            assert during.status_code == 200
+            assert during.headers["connection"] == "close"
+            assert time.monotonic() - signalled < drain
+        # Once the drain is over it stops accepting and exits.
+        assert api.process.wait(timeout=drain + 15) in (0, -signal.SIGTERM)
+        exited_in = time.monotonic() - signalled
+        assert drain <= exited_in < drain + 10, exited_in
+        assert unready_in < 0.5, unready_in
+        log = api.log_path.read_text(errors="replace")
+        assert '"event": "drain_started"' in log
+        assert '"event": "drain_done"' in log
+    finally:
+        api.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -65,6 +66,7 @@ def create_service_app(
     export_memory_limit(settings.memory_limit_bytes)
     set_service(settings.service_name)
     drain = Drain()
+    started = threading.Event()  # the lifespan's start-up is done
     loop_monitor = LoopMonitor(max_lag=settings.readiness_max_loop_lag_seconds)
     monitor = DependencyMonitor(
         {},
@@ -91,7 +93,7 @@ def create_service_app(
         loop_monitor.start()
         try:
             if lifespan is None:
-                app.state.started = True
+                started.set()
                 yield
             else:
                 async with lifespan(app):
@@ -100,7 +102,7 @@ def create_service_app(
                         {name: _bound(check, app) for name, check in (dependencies or {}).items()}
                     )
                     monitor.start()
-                    app.state.started = True
+                    started.set()
                     try:
                         yield
                     finally:
@@ -112,7 +114,7 @@ def create_service_app(
                 await memory_task
 
     checks: dict[str, PodCheck] = {
-        "started": lambda app: None if getattr(app.state, "started", False) else "starting",
+        "started": lambda _: None if started.is_set() else "starting",
         "draining": lambda _: "draining: SIGTERM received" if drain.draining else None,
         "event_loop": lambda _: loop_monitor.problem(),
     }
