@@ -77,7 +77,7 @@ def test_health_and_readiness(api: QueryApi) -> None:
         "event_loop": "ok",
         "auth_keys": "ok",
     }
-    assert ready.json()["dependencies"] == {"firestore": "ok"}
+    assert ready.json()["dependencies"] == {"firestore": "ok", "jwks": "ok"}
 
 
 def test_openapi_declares_models_and_errors(api: QueryApi) -> None:

@@ -61,7 +61,8 @@ class CoreSettings(BaseSettings):
     auth_jwks_stale_seconds: float = Field(
         3600.0,
         gt=0,
-        description="/readyz fails when the last good JWKS fetch is older than this.",
+        description="Keys whose last good fetch is older than this are reported stale "
+        '(flokraft_dependency_up{dependency="jwks"} 0, a log line); they keep verifying.',
     )
     auth_max_token_bytes: int = Field(
         8192, ge=1024, le=65536, description="Longer bearer tokens get 401 before any decoding."

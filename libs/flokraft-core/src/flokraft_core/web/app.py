@@ -92,21 +92,18 @@ def create_service_app(
         memory_task = asyncio.create_task(log_memory_forever(settings.memory_log_interval_seconds))
         loop_monitor.start()
         try:
-            if lifespan is None:
+            service: AbstractAsyncContextManager[None] = (
+                contextlib.nullcontext() if lifespan is None else lifespan(app)
+            )
+            async with service:
+                # Bound to the app only now: the checks use what the lifespan built.
+                monitor.set_checks({name: _bound(check, app) for name, check in shared.items()})
+                monitor.start()
                 started.set()
-                yield
-            else:
-                async with lifespan(app):
-                    # Bound to the app only now: the checks use what the lifespan built.
-                    monitor.set_checks(
-                        {name: _bound(check, app) for name, check in (dependencies or {}).items()}
-                    )
-                    monitor.start()
-                    started.set()
-                    try:
-                        yield
-                    finally:
-                        await monitor.stop()
+                try:
+                    yield
+                finally:
+                    await monitor.stop()
         finally:
             await loop_monitor.stop()
             memory_task.cancel()
@@ -118,8 +115,10 @@ def create_service_app(
         "draining": lambda _: "draining: SIGTERM received" if drain.draining else None,
         "event_loop": lambda _: loop_monitor.problem(),
     }
+    shared = dict(dependencies or {})
     if isinstance(settings, HttpServiceSettings):
-        checks["auth_keys"] = _signing_keys_ready
+        checks["auth_keys"] = _signing_keys_loaded
+        shared["jwks"] = _signing_keys_fresh
     checks.update(readiness or {})
 
     app = FastAPI(
@@ -167,9 +166,18 @@ def _bound(check: DependencyCheck, app: FastAPI) -> Callable[[], Awaitable[None]
     return run
 
 
-def _signing_keys_ready(app: FastAPI) -> str | None:
+def _signing_keys_loaded(app: FastAPI) -> str | None:
     verifier: TokenVerifier = app.state.verifier
-    return verifier.keys.problem()
+    return verifier.keys.missing()
+
+
+async def _signing_keys_fresh(app: FastAPI) -> None:
+    """The issuer's JWKS endpoint as a shared dependency: no call of its own (the keys
+    refresh in the background), only whether the last good fetch is too old."""
+    verifier: TokenVerifier = app.state.verifier
+    problem = verifier.keys.problem()
+    if problem:
+        raise LookupError(problem)
 
 
 def _document_guard_answers(app: FastAPI) -> None:
