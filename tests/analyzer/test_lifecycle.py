@@ -142,5 +142,7 @@ def test_healthz_follows_the_pull_loop_not_the_port(
     assert response.json()["status"] == "dead"
     ready = httpx.get(broken.url + "/readyz", timeout=10)
     assert ready.status_code == 503
-    assert ready.json()["checks"]["subscription"] != "ok"
-    assert ready.json()["checks"]["firestore"] == "ok"
+    assert "pull loop" in ready.json()["checks"]["worker"]
+    # The background check says why, in the body (and flokraft_dependency_up).
+    assert ready.json()["dependencies"]["subscription"] != "ok"
+    assert ready.json()["dependencies"]["firestore"] == "ok"

@@ -66,7 +66,8 @@ def test_probes_use_the_service_endpoints(rendered: dict[str, Any], profile: str
         container = deploy["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
-        # Dependencies (Firestore) only in readiness: an outage unreadies, never restarts.
+        # Readiness answers for this pod only: a Firestore outage neither unreadies nor
+        # restarts it (tests/query_api/test_outage.py).
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 

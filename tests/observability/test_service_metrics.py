@@ -123,8 +123,61 @@ def test_logs_are_json_unless_a_person_reads_them(capsys: pytest.CaptureFixture[
     assert console.startswith("20")  # the timestamp first, as structlog's console has it
     assert "hello" in console
     assert "user=alice" in console
+    # Cloud Logging's fields are for machines only: the console line is as it was.
+    assert "severity" not in console
+    assert "message=" not in console
     with pytest.raises(json.JSONDecodeError):
         json.loads(console)
+
+
+def _json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+
+
+def test_json_lines_carry_cloud_loggings_severity_and_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Cloud Logging reads `severity` and `message` from a container's JSON line; our own
+    readers (tests, local tools) keep `level` and `event`."""
+    configure_logging("svc", "DEBUG", log_format="json")
+    try:
+        log = get_logger("t")
+        log.debug("d")
+        log.info("i", user="alice")
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+        # A standard-library logger (uvicorn, the Google clients) goes through the same.
+        logging.getLogger("uvicorn.error").warning("Shutting %s", "down")
+        lines = _json_lines(capsys)
+    finally:
+        logging.getLogger().handlers[:] = []
+    assert [(line["severity"], line["level"], line["message"], line["event"]) for line in lines][
+        :5
+    ] == [
+        ("DEBUG", "debug", "d", "d"),
+        ("INFO", "info", "i", "i"),
+        ("WARNING", "warning", "w", "w"),
+        ("ERROR", "error", "e", "e"),
+        ("CRITICAL", "critical", "c", "c"),
+    ]
+    assert lines[1]["user"] == "alice"
+    failed = lines[5]
+    assert (failed["severity"], failed["event"]) == ("ERROR", "failed")
+    # The traceback is in the message, where Error Reporting looks for it.
+    assert isinstance(failed["message"], str)
+    assert failed["message"].startswith("failed\nTraceback")
+    assert "ValueError: boom" in failed["message"]
+    foreign = lines[6]
+    assert (foreign["severity"], foreign["message"], foreign["logger"]) == (
+        "WARNING",
+        "Shutting down",
+        "uvicorn.error",
+    )
 
 
 def test_dev_observability_runs_prometheus_on_the_stack_with_a_valid_config(

@@ -60,6 +60,8 @@ def test_full_page_at_the_maximum_logs_a_warning(api: QueryApi, write: Writer, u
         lambda entry: entry.get("event") == "list_page_full_at_max" and entry.get("user_id") == uid,
     )
     assert line["level"] == "warning"
+    # What Cloud Logging reads from the same line.
+    assert (line["severity"], line["message"]) == ("WARNING", "list_page_full_at_max")
     assert line["more"] is True
     metrics = httpx.get(api.url + "/metrics", timeout=10).text
     assert 'query_api_full_pages_total{route="/analyses"}' in metrics
@@ -69,7 +71,13 @@ def test_health_and_readiness(api: QueryApi) -> None:
     assert httpx.get(api.url + "/healthz", timeout=10).json() == {"status": "alive"}
     ready = httpx.get(api.url + "/readyz", timeout=10)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"firestore": "ok", "auth_keys": "ok"}
+    assert ready.json()["checks"] == {
+        "started": "ok",
+        "draining": "ok",
+        "event_loop": "ok",
+        "auth_keys": "ok",
+    }
+    assert ready.json()["dependencies"] == {"firestore": "ok", "jwks": "ok"}
 
 
 def test_openapi_declares_models_and_errors(api: QueryApi) -> None:

@@ -9,8 +9,9 @@ Two properties matter under attack:
   reason (a malformed header must never reach the 500 handler).
 - The signing keys are served stale-while-revalidate: once keys were fetched, a slow or
   hanging JWKS endpoint never holds a request; one background refresh with a short
-  timeout runs while the last good keys keep verifying. /readyz reports keys that have
-  been stale for too long (see `SigningKeys.problem`).
+  timeout runs while the last good keys keep verifying. Keys stale for too long show in
+  `flokraft_dependency_up{dependency="jwks"}` and the logs (see `SigningKeys.problem`);
+  only a pod that never got keys is unready.
 """
 
 from __future__ import annotations
@@ -159,15 +160,28 @@ class SigningKeys:
             raise AuthError("token is not signed by a known key")
         return found
 
+    def refresh_soon(self) -> None:
+        """Starts a fetch in the background (at start-up: the keys are ready before the
+        first request needs them, and no probe waits for the fetch)."""
+        self._refresh_in_background()
+
+    def missing(self) -> str | None:
+        """Why this pod has no keys to verify with, or None (readiness: a pod without keys
+        cannot serve). Never waits for the JWKS endpoint."""
+        if self.age() is None:
+            self._refresh_in_background()
+            return f"signing keys not fetched yet: {self._last_error or 'fetching'}"
+        return None
+
     def problem(self) -> str | None:
-        """Why the keys are not good enough to be ready, or None. Also keeps them fresh on
-        an idle pod: readiness probes trigger the background refresh."""
+        """Why the keys are missing or stale past the bound, or None. Stale keys still
+        verify every token signed by a key they hold; the issuer's endpoint is shared by
+        every replica, so this is reported (metrics, logs), not made a readiness failure.
+        Never waits for the JWKS endpoint; keeps the keys fresh on an idle pod by
+        triggering the background refresh."""
         age = self.age()
         if age is None:
-            self._fetch_once(wait=True)
-            age = self.age()
-            if age is None:
-                return f"signing keys never fetched: {self._last_error}"
+            return self.missing()
         if age > self._fresh:
             self._refresh_in_background()
         if age > self._stale_bound:

@@ -1,7 +1,14 @@
 """Logging for every service (structlog), with the request or trace id bound per request
 through contextvars. Standard-library loggers (uvicorn, google clients) are routed through
 the same renderer, so every line of a service has one format: a JSON object in containers
-(what log collectors parse), structlog's console rendering for a person at a terminal."""
+(what log collectors parse), structlog's console rendering for a person at a terminal.
+
+A JSON line carries structlog's `event` and `level` (what our tests and local tools read)
+and the same in the names Cloud Logging reads from a container's JSON line: `severity`
+(DEBUG, INFO, WARNING, ERROR, CRITICAL) and `message` (the summary shown in the log
+viewer; with a traceback appended when the line has one, so Error Reporting sees it).
+Without them every line shows as DEFAULT with no summary, and severity filters and
+log-based alerts match nothing."""
 
 from __future__ import annotations
 
@@ -33,10 +40,10 @@ def configure_logging(service: str, level: str = "INFO", *, log_format: LogForma
         structlog.processors.format_exc_info,
     ]
     console = use_console(log_format, sys.stdout)
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    renderers: list[Any] = (
+        [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
         if console
-        else structlog.processors.JSONRenderer()
+        else [cloud_logging_fields, structlog.processors.JSONRenderer()]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -49,7 +56,7 @@ def configure_logging(service: str, level: str = "INFO", *, log_format: LogForma
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service),
-            renderer,
+            *renderers,
         ],
     )
     handler = logging.StreamHandler(sys.stdout)
@@ -62,6 +69,31 @@ def configure_logging(service: str, level: str = "INFO", *, log_format: LogForma
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+# structlog's level names (and the stdlib's, lower-cased) -> Cloud Logging's LogSeverity.
+_SEVERITY = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "warn": "WARNING",
+    "error": "ERROR",
+    "exception": "ERROR",
+    "critical": "CRITICAL",
+    "fatal": "CRITICAL",
+}
+
+
+def cloud_logging_fields(_: Any, method_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Adds `severity` and `message` (Cloud Logging's special JSON fields) beside `level`
+    and `event`, which stay as they are."""
+    level = str(event.get("level", method_name)).lower()
+    event["severity"] = _SEVERITY.get(level, "DEFAULT")
+    if "message" not in event:
+        summary = str(event.get("event", ""))
+        trace = event.get("exception")
+        event["message"] = f"{summary}\n{trace}" if trace else summary
+    return event
 
 
 def _add_service(service: str) -> Any:

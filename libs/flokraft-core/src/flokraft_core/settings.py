@@ -63,7 +63,8 @@ class CoreSettings(BaseSettings):
     auth_jwks_stale_seconds: float = Field(
         3600.0,
         gt=0,
-        description="/readyz fails when the last good JWKS fetch is older than this.",
+        description="Keys whose last good fetch is older than this are reported stale "
+        '(flokraft_dependency_up{dependency="jwks"} 0, a log line); they keep verifying.',
     )
     auth_max_token_bytes: int = Field(
         8192, ge=1024, le=65536, description="Longer bearer tokens get 401 before any decoding."
@@ -86,7 +87,22 @@ class CoreSettings(BaseSettings):
         60.0, gt=0, description="How often the process logs its RSS."
     )
     readiness_timeout_seconds: float = Field(
-        2.0, gt=0, le=30, description="Time budget of each dependency check in /readyz."
+        2.0,
+        gt=0,
+        le=30,
+        description="Time budget of each background check of a shared dependency "
+        "(Firestore, Pub/Sub); no probe runs one.",
+    )
+    dependency_check_interval_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each replica checks its shared dependencies (one cheap call "
+        "each) for flokraft_dependency_up and the logs.",
+    )
+    readiness_max_loop_lag_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="/readyz fails for 10 s after the event loop was blocked longer than this.",
     )
 
     @field_validator("google_cloud_project")
@@ -140,6 +156,14 @@ class HttpServiceSettings(CoreSettings):
 
     max_body_bytes: int = Field(
         8192, ge=1024, le=1 << 20, description="Larger request bodies get 413 (never read)."
+    )
+    drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=120,
+        description="On SIGTERM: /readyz fails at once and the server keeps answering this "
+        "long (responses close their connections) before it stops accepting; the chart sets "
+        "it from the readiness probe. 0: stop at once.",
     )
     max_header_bytes: int = Field(
         16384,

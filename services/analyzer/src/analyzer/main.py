@@ -1,6 +1,6 @@
 """analyzer: the worker service. Runs the Pub/Sub worker plus a small HTTP app for
-/healthz (the pull loop's heartbeat), /readyz (Firestore and the subscription) and
-/metrics.
+/healthz (the pull loop's heartbeat), /readyz (the worker runs and is not stopping; Firestore
+and the subscription are checked in the background, for metrics and logs) and /metrics.
 
 uvicorn owns the main thread and its signal handlers: on SIGTERM it stops serving and
 runs the lifespan's exit, which is the worker's graceful shutdown (stop pulling, let the
@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
 
-import uvicorn
 from fastapi import FastAPI
 
 from analyzer.memory_budget import memory_budget
@@ -24,6 +23,7 @@ from analyzer.worker import Worker
 from flokraft_core.logs import get_logger
 from flokraft_core.readiness import check_firestore_sync
 from flokraft_core.web.app import create_service_app
+from flokraft_core.web.drain import DrainingServer
 from flokraft_core.web.server import serve
 
 log = get_logger(__name__)
@@ -47,12 +47,21 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         finally:
             await asyncio.to_thread(worker.shutdown)
 
-    async def firestore_ready(app: FastAPI) -> None:
+    async def firestore_up(app: FastAPI) -> None:
         worker = _worker(app)
         await asyncio.to_thread(check_firestore_sync, worker.db, settings)
 
-    async def subscription_ready(app: FastAPI) -> None:
+    async def subscription_up(app: FastAPI) -> None:
         await asyncio.to_thread(_worker(app).subscription_exists)
+
+    def worker_ready(app: FastAPI) -> str | None:
+        worker: Worker | None = getattr(app.state, "worker", None)
+        if worker is None:
+            return "the worker has not started"
+        if worker.stopping():
+            return "the worker is stopping"
+        # No load balancer routes here; readiness says whether this pod does its work.
+        return worker.liveness()
 
     def alive(app: FastAPI) -> str | None:
         worker: Worker | None = getattr(app.state, "worker", None)
@@ -64,12 +73,13 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         description="Worker that runs dance-video analyses; this app only serves health "
         "and metrics.",
         lifespan=lifespan,
-        readiness={"firestore": firestore_ready, "subscription": subscription_ready},
+        readiness={"worker": worker_ready},
+        dependencies={"firestore": firestore_up, "subscription": subscription_up},
         liveness=alive,
     )
 
 
-class _Server(uvicorn.Server):
+class _Server(DrainingServer):
     """uvicorn drains HTTP connections before it runs the lifespan exit; the worker stops
     pulling at the signal itself, so no new job starts during that drain."""
 

@@ -160,6 +160,9 @@ class Worker:
             retry=None,
         )
 
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop_pulling(self) -> None:
         """Called from the SIGTERM handler: no new message is taken from here on."""
         self._stopping.set()

@@ -104,11 +104,13 @@ class EventHub:
         *,
         max_per_user: int | None = None,
         max_per_address: int | None = None,
+        draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self._max_streams = max_streams
         self._max_per_user = max_per_user or max_streams
         self._max_per_address = max_per_address or max_streams
         self._marker_version = marker_version
+        self._draining = draining
         self._by_user: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._by_address: defaultdict[str, int] = defaultdict(int)
         self._count = 0
@@ -198,10 +200,12 @@ class EventHub:
 
     async def _watch_for_shutdown(self) -> None:
         # uvicorn waits for in-flight responses before the lifespan ends, so streams must
-        # learn of SIGTERM themselves: sse-starlette hooks uvicorn's signal handler and
-        # sets AppStatus.should_exit, and the hub tells every stream to say goodbye.
-        # A plain flag set from a signal handler, so it is polled (once per replica).
-        while not AppStatus.should_exit:  # noqa: ASYNC110
+        # learn of SIGTERM themselves: the drain begins at the signal (web.drain), and
+        # sse-starlette hooks uvicorn's own exit (AppStatus.should_exit) when there is no
+        # drain; the hub tells every stream to say goodbye at the first of the two, so
+        # streams move to another replica while this one still answers polls.
+        # Plain flags set from a signal handler, so they are polled (once per replica).
+        while not (AppStatus.should_exit or self._draining()):  # noqa: ASYNC110
             await asyncio.sleep(_SHUTDOWN_POLL_SECONDS)
         self.shut_down()
 

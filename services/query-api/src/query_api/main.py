@@ -52,11 +52,13 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         app.state.event_hub = None
         if feed is not None and settings.events_enabled:
             reads = app.state.reads
+            drain = app.state.drain
             hub = EventHub(
                 settings.events_max_streams,
                 lambda user_id: marker_version(reads, user_id),
                 max_per_user=settings.events_max_streams_per_user,
                 max_per_address=settings.events_max_streams_per_address,
+                draining=lambda: bool(drain.draining),
             )
             feed.add_observer(hub.changed)
             feed.add_recovery_observer(hub.recovered)
@@ -78,7 +80,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
                 feed_db.close()  # type: ignore[no-untyped-call]
             app.state.db.close()
 
-    async def firestore_ready(app: FastAPI) -> None:
+    async def firestore_up(app: FastAPI) -> None:
         await check_firestore_async(app.state.db, settings)
 
     app = create_service_app(
@@ -95,7 +97,8 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
         # A stream's duration is its lifetime, not a latency: it has its own metrics.
         uninstrumented_paths=[EVENTS_PATH],
         lifespan=lifespan,
-        readiness={"firestore": firestore_ready},
+        # Not in readiness: every replica shares it (flokraft_core.readiness).
+        dependencies={"firestore": firestore_up},
     )
     if settings.events_enabled:
         # Outermost: a stream waiting for its turn holds nothing of the app yet.

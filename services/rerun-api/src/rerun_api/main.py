@@ -47,10 +47,10 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
             app.state.publisher.close()
             app.state.db.close()
 
-    async def firestore_ready(app: FastAPI) -> None:
+    async def firestore_up(app: FastAPI) -> None:
         await check_firestore_async(app.state.db, settings)
 
-    async def topic_ready(app: FastAPI) -> None:
+    async def topic_up(app: FastAPI) -> None:
         publisher: JobPublisher = app.state.publisher
         if not await asyncio.to_thread(publisher.topic_exists, settings.readiness_timeout_seconds):
             raise LookupError(f"topic {publisher.topic_path} does not exist")
@@ -61,7 +61,9 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
         description="Creates and reruns dance analyses; the work goes to the analyzer.",
         routers=[analyses.router],
         lifespan=lifespan,
-        readiness={"firestore": firestore_ready, "pubsub_topic": topic_ready},
+        # Not in readiness: every replica shares them, and the outbox rides out Pub/Sub
+        # outages anyway (flokraft_core.readiness).
+        dependencies={"firestore": firestore_up, "pubsub_topic": topic_up},
     )
 
 

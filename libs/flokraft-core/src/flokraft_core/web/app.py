@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -18,16 +19,21 @@ from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import export_memory_limit, log_memory_forever
 from flokraft_core.read_costs import bind_route, set_service
+from flokraft_core.readiness import DependencyMonitor, LoopMonitor
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.errors import UnexpectedErrorMiddleware, install_error_handlers
 from flokraft_core.web.forwarded import ForwardedClientMiddleware, parse_networks
+from flokraft_core.web.drain import CloseWhileDraining, Drain
 from flokraft_core.web.guard import RequestGuard
-from flokraft_core.web.health import LivenessCheck, ReadinessCheck, health_router
+from flokraft_core.web.health import LivenessCheck, PodCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter
 from flokraft_core.web.request_context import RequestContextMiddleware
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+# A shared dependency's check (one cheap call), run by the DependencyMonitor, never by a
+# probe.
+DependencyCheck = Callable[[FastAPI], Awaitable[None]]
 
 _NOT_INSTRUMENTED = ["/metrics", "/healthz", "/readyz"]
 # Per-handler latency buckets fine enough to see the list's 100 ms target and the
@@ -49,13 +55,25 @@ def create_service_app(
     description: str,
     routers: Sequence[APIRouter] = (),
     lifespan: Lifespan | None = None,
-    readiness: Mapping[str, ReadinessCheck] | None = None,
+    readiness: Mapping[str, PodCheck] | None = None,
+    dependencies: Mapping[str, DependencyCheck] | None = None,
     liveness: LivenessCheck | None = None,
     uninstrumented_paths: Sequence[str] = (),
 ) -> FastAPI:
+    """`readiness`: the service's own checks of this pod (local, no I/O), added to the
+    shared ones (started, signing keys, not draining, event loop). `dependencies`: shared
+    dependencies, checked in the background for metrics and logs, never by a probe."""
     configure_logging(settings.service_name, settings.log_level, log_format=settings.log_format)
     export_memory_limit(settings.memory_limit_bytes)
     set_service(settings.service_name)
+    drain = Drain()
+    started = threading.Event()  # the lifespan's start-up is done
+    loop_monitor = LoopMonitor(max_lag=settings.readiness_max_loop_lag_seconds)
+    monitor = DependencyMonitor(
+        {},
+        interval=settings.dependency_check_interval_seconds,
+        timeout=settings.readiness_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,21 +88,39 @@ def create_service_app(
                 settings.rate_limit_storage_uri,
                 f"{settings.service_name}-ip",
             )
+            # Fetched now, in the background: readiness waits for the keys, a probe never does.
+            app.state.verifier.keys.refresh_soon()
         memory_task = asyncio.create_task(log_memory_forever(settings.memory_log_interval_seconds))
+        loop_monitor.start()
         try:
-            if lifespan is None:
-                yield
-            else:
-                async with lifespan(app):
+            service: AbstractAsyncContextManager[None] = (
+                contextlib.nullcontext() if lifespan is None else lifespan(app)
+            )
+            async with service:
+                # Bound to the app only now: the checks use what the lifespan built.
+                monitor.set_checks({name: _bound(check, app) for name, check in shared.items()})
+                monitor.start()
+                started.set()
+                try:
                     yield
+                finally:
+                    await monitor.stop()
         finally:
+            await loop_monitor.stop()
             memory_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await memory_task
 
-    checks = dict(readiness or {})
+    checks: dict[str, PodCheck] = {
+        "started": lambda _: None if started.is_set() else "starting",
+        "draining": lambda _: "draining: SIGTERM received" if drain.draining else None,
+        "event_loop": lambda _: loop_monitor.problem(),
+    }
+    shared = dict(dependencies or {})
     if isinstance(settings, HttpServiceSettings):
-        checks["auth_keys"] = _signing_keys_ready
+        checks["auth_keys"] = _signing_keys_loaded
+        shared["jwks"] = _signing_keys_fresh
+    checks.update(readiness or {})
 
     app = FastAPI(
         title=title,
@@ -93,8 +129,10 @@ def create_service_app(
         lifespan=app_lifespan,
         dependencies=[Depends(_label_reads)],
     )
+    # Read by the server (web.server.serve) that runs this app: its SIGTERM begins the drain.
+    app.state.drain = drain
     install_error_handlers(app)
-    app.include_router(health_router(checks, settings.readiness_timeout_seconds, liveness))
+    app.include_router(health_router(checks, monitor, liveness))
     for router in routers:
         app.include_router(router)
     if isinstance(settings, HttpServiceSettings):
@@ -126,12 +164,29 @@ def create_service_app(
             trusted=parse_networks(settings.forwarded_allow_ips),
             position=settings.forwarded_for_client_position,
         )
+    # Around everything: every answer during the drain, errors included, closes its
+    # connection.
+    app.add_middleware(CloseWhileDraining, drain=drain)
     return app
 
 
-async def _signing_keys_ready(app: FastAPI) -> None:
+def _bound(check: DependencyCheck, app: FastAPI) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await check(app)
+
+    return run
+
+
+def _signing_keys_loaded(app: FastAPI) -> str | None:
     verifier: TokenVerifier = app.state.verifier
-    problem = await asyncio.to_thread(verifier.keys.problem)
+    return verifier.keys.missing()
+
+
+async def _signing_keys_fresh(app: FastAPI) -> None:
+    """The issuer's JWKS endpoint as a shared dependency: no call of its own (the keys
+    refresh in the background), only whether the last good fetch is too old."""
+    verifier: TokenVerifier = app.state.verifier
+    problem = verifier.keys.problem()
     if problem:
         raise LookupError(problem)
 

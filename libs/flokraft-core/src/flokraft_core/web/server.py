@@ -6,6 +6,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from flokraft_core.settings import HttpServiceSettings
+from flokraft_core.web.drain import Drain, DrainingServer
 from flokraft_core.web.http_protocol import bounded_h11_protocol
 
 # Without an API's settings (the analyzer's health server): the APIs' defaults.
@@ -20,12 +21,13 @@ def serve(
     port: int,
     http_settings: HttpServiceSettings | None = None,
     graceful_shutdown_seconds: float = 10,
-    server_class: type[uvicorn.Server] = uvicorn.Server,
+    server_class: type[DrainingServer] = DrainingServer,
 ) -> None:
-    """Every service's `run()`. Kubernetes sends SIGTERM and waits
-    terminationGracePeriodSeconds; in-flight requests finish well inside that
-    (`graceful_shutdown_seconds`). `server_class` lets a service act on the signal itself.
-    `http_settings` (the APIs') set the header bounds."""
+    """Every service's `run()`. Kubernetes runs the preStop pause, sends SIGTERM and
+    waits terminationGracePeriodSeconds: the APIs drain for DRAIN_SECONDS
+    (`flokraft_core.web.drain`), then in-flight requests finish well inside the grace
+    period (`graceful_shutdown_seconds`). `server_class` lets a service act on the signal
+    itself. `http_settings` (the APIs') set the header bounds and the drain."""
     max_header_bytes = (
         http_settings.max_header_bytes if http_settings else _DEFAULT_MAX_HEADER_BYTES
     )
@@ -50,7 +52,9 @@ def serve(
         timeout_graceful_shutdown=int(graceful_shutdown_seconds),
         server_header=False,
     )
-    server_class(config).run()
+    drain = app.state.drain if isinstance(app, FastAPI) else Drain()
+    drain_seconds = http_settings.drain_seconds if http_settings else 0.0
+    server_class(config, drain=drain, drain_seconds=drain_seconds).run()
 
 
 def serve_api(app: FastAPI, settings: HttpServiceSettings) -> None:
