@@ -33,8 +33,16 @@ from google.cloud import firestore as gfs
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.pubsub_topology import apply_topology, load_topology
 from flokraft_observability import pictures
-from flokraft_observability.local import LOCAL_NAMESPACE, Target, command, write_config
+from flokraft_observability.local import (
+    LOCAL_NAMESPACE,
+    RUNBOOKS,
+    Target,
+    command,
+    write_config,
+)
+from flokraft_observability.names import fill
 from flokraft_observability.queries import (
+    DASHBOARD_DIR,
     alert_exprs,
     dashboards,
     is_external,
@@ -241,6 +249,26 @@ def test_every_dashboard_query_and_alert_answers_from_a_real_prometheus(
     }
     assert loaded == set(alert_exprs())
 
+    # The at-a-glance stats after the Firestore freeze: every service still up (a shared
+    # dependency's outage shows as 5xx answers, not as pods gone), and the error ratio
+    # counts query-api's 503s.
+    glance = {
+        p.title: p for p in panels(DASHBOARD_DIR / "flokraft-overview.json") if p.kind == "stat"
+    }
+    ((up_expr, _),) = glance["Is it up? Pods scraped"].targets
+    up = {
+        r["metric"]["container"]: float(r["value"][1])
+        for r in observed.query(substitute(up_expr, NS))
+    }
+    assert up == dict.fromkeys(SERVICES, 1.0), up
+    ((errors_expr, _),) = glance["Error ratio (5xx, 5 min)"].targets
+    errors = {
+        r["metric"]["container"]: float(r["value"][1])
+        for r in observed.query(substitute(errors_expr, NS))
+    }
+    assert errors["query-api"] > 0, errors
+    print(f"at a glance after the freeze: pods up {up}, 5xx ratio over 5 min {errors}")
+
     # Grafana's variable queries find this namespace.
     namespaces = httpx.get(
         f"{observed.prometheus}/api/v1/label/namespace/values",
@@ -259,7 +287,7 @@ def test_every_dashboard_query_and_alert_answers_from_a_real_prometheus(
                 if not observed.query(substitute(expr, NS)):
                     empty.append(f"{path.stem} / {panel.title}: {expr}")
     for name, expr in alert_exprs().items():
-        rendered = substitute(expr.replace("__NAMESPACE__", NS), NS)
+        rendered = substitute(fill(expr, NS, RUNBOOKS.as_uri()), NS)
         observed.query(rendered)  # parses and evaluates (a 400 fails in query())
         for selector in selectors(rendered):
             if not observed.query(f"count({selector})"):
