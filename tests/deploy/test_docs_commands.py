@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import CHART, ROOT, run
 
@@ -119,3 +120,22 @@ def test_every_module_named_imports(path: Path) -> None:
     assert modules, f"{path.name} names no module any more: drop it from this test"
     for module in sorted(modules):
         importlib.import_module(module)
+
+
+def test_the_docs_gateway_is_the_one_values_prod_attaches_to() -> None:
+    """The Gateway the fresh-project path creates carries the name, namespace and listener
+    values-prod.yaml's route names, and admits routes from the release's namespace."""
+    (manifest,) = re.findall(r"<<'YAML'\n(.*?)\nYAML\n", DOC.read_text(), flags=re.DOTALL)
+    gateway = yaml.safe_load(manifest)
+    routing = yaml.safe_load((CHART / "values-prod.yaml").read_text())["routing"]["gateway"]
+    assert gateway["kind"] == "Gateway"
+    assert gateway["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert gateway["metadata"]["name"] == routing["name"]
+    assert gateway["metadata"]["namespace"] == routing["namespace"]
+    (listener,) = [
+        item for item in gateway["spec"]["listeners"] if item["name"] == routing["sectionName"]
+    ]
+    assert listener["protocol"] == "HTTPS"
+    allowed = listener["allowedRoutes"]["namespaces"]
+    assert allowed["from"] == "Selector"
+    assert allowed["selector"]["matchLabels"] == {"kubernetes.io/metadata.name": "flokraft"}
