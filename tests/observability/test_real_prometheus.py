@@ -57,6 +57,7 @@ from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer
 from tests.support.polling import wait_until
 from tests.support.processes import LOG_DIR, ManagedProcess, free_port, service
+from tests.support.sse import EventStream
 
 NS = LOCAL_NAMESPACE
 SERVICES = ("query-api", "rerun-api", "analyzer")
@@ -129,6 +130,8 @@ def observed(
                 "RATE_LIMIT": "30/minute",
                 "FIRESTORE_TIMEOUT_SECONDS": "1",
                 "FIRESTORE_RETRY_SECONDS": "0.5",
+                # Two streams fill a replica, so the load meets the cap's refusals.
+                "EVENTS_MAX_STREAMS": "2",
             },
         ),
         "rerun-api": ("rerun_api.main", {**issuer.env()}),
@@ -180,20 +183,31 @@ def observed(
 def _drive(observed: Observed) -> None:
     """Polls as frontends do: a few users within the rate limit (each replaced by a fresh
     one every 20 s) and one greedy user above it (429s), with 304s from the ETag and 404s;
-    reruns the analyses every 20 s; then freezes Firestore for a moment so query-api
-    answers 503."""
+    reruns the analyses every 20 s; holds two event streams (query-api's cap here) and every
+    30 s asks for a third, which is refused; then freezes Firestore for a moment so
+    query-api answers 503."""
     query_api = observed.services["query-api"].url
     rerun_api = observed.services["rerun-api"].url
     alice = observed.issuer.headers("alice")
     statuses: set[int] = set()
     etags: dict[str, str] = {}
+    events = f"{query_api}/analyses/events"
+    streams = [EventStream(events, observed.issuer.headers(f"watcher{i}")).open() for i in range(2)]
+    assert [s.status for s in streams] == [200, 200]
+    refused: list[int | None] = []
     with httpx.Client(timeout=20) as http:
         started = time.monotonic()
         next_rerun = started
+        next_refusal = started + 5
         reruns = 0
         step = 0
         while time.monotonic() - started < LOAD_SECONDS:
             now = time.monotonic()
+            if now >= next_refusal:
+                extra = EventStream(events, observed.issuer.headers("watcher-extra")).open()
+                refused.append(extra.status)
+                extra.close()
+                next_refusal = now + 30
             if now >= next_rerun:
                 analysis_id = observed.analyses[reruns % len(observed.analyses)]
                 response = http.post(f"{rerun_api}/analyses/{analysis_id}/rerun", headers=alice)
@@ -213,6 +227,10 @@ def _drive(observed: Observed) -> None:
             step += 1
             time.sleep(max(0.0, started + step / 6 - time.monotonic()))
         assert {200, 304, 429} <= statuses, statuses
+        assert refused, "no stream was refused"
+        assert set(refused) == {503}, refused
+        for stream in streams:
+            stream.close()
 
         process = observed.firestore.process
         assert process is not None

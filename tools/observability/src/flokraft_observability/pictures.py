@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 import time
 from pathlib import Path
 
@@ -155,7 +156,9 @@ def _stat(
             ]
         values += [(_legend(legend, labels), value) for labels, value in found]
     external = any(is_external(expr) for expr, _ in panel.targets)
-    ax.set_title(panel.title + (SYNTHETIC if external else ""), fontsize=9, loc="left")
+    # Stat panels are narrow: the note goes on a line of its own.
+    title = panel.title + ("\n" + SYNTHETIC.strip() if external else "")
+    ax.set_title(title, fontsize=9, loc="left")
     ax.set_axis_off()
     if not values:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -175,8 +178,8 @@ def _stat(
         label = _format(panel.unit, value) if math.isfinite(value) else "n/a"
         ax.text(centre, 0.55, label, ha="center", va="center", fontsize=13, color="white",
                 weight="bold", transform=ax.transAxes)  # fmt: skip
-        ax.text(centre, 0.2, name, ha="center", va="center", fontsize=7, color="white",
-                transform=ax.transAxes)  # fmt: skip
+        ax.text(centre, 0.2, textwrap.fill(name, 16), ha="center", va="center", fontsize=6,
+                color="white", transform=ax.transAxes)  # fmt: skip
 
 
 def _plot(
