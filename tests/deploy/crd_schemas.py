@@ -19,7 +19,7 @@ CRD_DIR = Path(__file__).with_name("schemas") / "crds"
 
 # What the API server checks on every object's metadata before any CRD schema (the CRD
 # files leave metadata open): a DNS-1123 name, a namespace, string labels and annotations.
-_METADATA = {
+_METADATA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "namespace"],
     "properties": {
@@ -29,6 +29,22 @@ _METADATA = {
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+
+
+# Custom resources the API server keeps cluster-scoped: their metadata has no namespace.
+CLUSTER_SCOPED = frozenset({("monitoring.googleapis.com/v1", "GlobalRules")})
+
+
+def _metadata_schema(api_version: str, kind: str) -> dict[str, Any]:
+    if (api_version, kind) not in CLUSTER_SCOPED:
+        return _METADATA
+    properties = {k: v for k, v in _METADATA["properties"].items() if k != "namespace"}
+    return {
+        **_METADATA,
+        "required": ["name"],
+        "properties": properties,
+        "not": {"required": ["namespace"]},
+    }
 
 
 def schema_path(api_version: str, kind: str) -> Path:
@@ -62,6 +78,8 @@ def crd_errors(doc: dict[str, Any]) -> list[str]:
     ]
     errors += [
         f"metadata/{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in jsonschema.Draft7Validator(_METADATA).iter_errors(doc.get("metadata", {}))
+        for e in jsonschema.Draft7Validator(_metadata_schema(api_version, kind)).iter_errors(
+            doc.get("metadata", {})
+        )
     ]
     return errors

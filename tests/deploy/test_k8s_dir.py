@@ -6,6 +6,7 @@ import filecmp
 from pathlib import Path
 
 from .conftest import ROOT, load_docs, run
+from .crd_schemas import CLUSTER_SCOPED
 
 
 def test_k8s_dir_is_up_to_date(tools: dict[str, str], tmp_path: Path) -> None:
@@ -29,5 +30,8 @@ def test_kubectl_kustomize_builds(tools: dict[str, str]) -> None:
     }
     # No helm test pod for kubectl users.
     assert not [d for d in docs if d["kind"] == "Pod"]
-    namespaced = [d for d in docs if d["kind"] != "Namespace"]
+    # Cluster-scoped: the Namespace and GMP's GlobalRules (rules over Cloud Monitoring metrics).
+    cluster_scoped = {"Namespace"} | {kind for _, kind in CLUSTER_SCOPED}
+    namespaced = [d for d in docs if d["kind"] not in cluster_scoped]
+    assert not [d for d in docs if d["kind"] in cluster_scoped and "namespace" in d["metadata"]]
     assert {d["metadata"]["namespace"] for d in namespaced} == {"flokraft"}

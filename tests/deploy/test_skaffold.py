@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from .conftest import CHART, ROOT, SERVICES
+from .conftest import CHART, ROOT, SERVICES, helm_template_cmd, kinds, load_docs, run
 
 # skaffold's published v4beta13 config schema, kept in the repo so the check never depends
 # on what sits beside the checkout.
@@ -78,3 +80,57 @@ def test_profiles(config: dict[str, Any]) -> None:
         assert all(r["dest"] == "/app/.venv/lib/python3.12/site-packages" for r in rules)
         dockerfile = (ROOT / artifact["docker"]["dockerfile"]).read_text()
         assert "AS dev" in dockerfile
+
+
+def _skaffold_helm_args(release: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """The values skaffold hands helm for a release: its values files, then each
+    setValueTemplates entry with `{{.NAME}}` filled from the environment (skaffold's Go
+    templates over environment variables and build results) as `--set`."""
+    args = [arg for path in release["valuesFiles"] for arg in ("-f", str(ROOT / path))]
+
+    def expand(template: str) -> str:
+        return re.sub(r"\{\{\.(\w+)\}\}", lambda m: env.get(m.group(1), ""), template)
+
+    for key, template in release["setValueTemplates"].items():
+        args += ["--set", f"{key}={expand(template)}"]
+    return args
+
+
+def _prod_env(**overrides: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for service in SERVICES:
+        key = service.replace("-", "_")
+        env[f"IMAGE_REPO_flokraft_{key}"] = f"europe-docker.pkg.dev/p/r/flokraft-{service}"
+        env[f"IMAGE_TAG_flokraft_{key}"] = "abc123"
+        env[f"IMAGE_DIGEST_flokraft_{key}"] = "sha256:" + "0" * 64
+    return {**env, **overrides}
+
+
+def test_prod_profile_takes_the_project_from_the_environment(
+    config: dict[str, Any], tools: dict[str, str]
+) -> None:
+    (release,) = {p["name"]: p for p in config["profiles"]}["prod"]["deploy"]["helm"]["releases"]
+    env = _prod_env(GCP_PROJECT="dance-eu-prod", GCP_PROJECT_NUMBER="987654321098")
+    out = run(helm_template_cmd(tools["helm"], _skaffold_helm_args(release, env))).stdout
+    placeholder = yaml.safe_load((CHART / "values-prod.yaml").read_text())["gcp"]["projectId"]
+    assert placeholder not in out
+    docs = load_docs(out)
+    (shared,) = [d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("-shared")]
+    assert shared["data"]["GOOGLE_CLOUD_PROJECT"] == "dance-eu-prod"
+    members = {d["spec"]["member"] for d in kinds(docs, "IAMPolicyMember")}
+    assert members == {"serviceAccount:service-987654321098@gcp-sa-pubsub.iam.gserviceaccount.com"}
+
+
+@pytest.mark.parametrize("project", ["", "<no value>"])
+def test_prod_profile_without_a_project_is_refused(
+    config: dict[str, Any], tools: dict[str, str], project: str
+) -> None:
+    """Unset, skaffold's template gives an empty string (or Go's "<no value>"): the
+    chart's schema refuses it instead of deploying to a placeholder project."""
+    (release,) = {p["name"]: p for p in config["profiles"]}["prod"]["deploy"]["helm"]["releases"]
+    args = _skaffold_helm_args(release, _prod_env(GCP_PROJECT=project))
+    result = subprocess.run(
+        helm_template_cmd(tools["helm"], args), capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode != 0
+    assert "projectId" in result.stderr

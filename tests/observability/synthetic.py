@@ -1,8 +1,12 @@
 """Series of the cluster that no local process exports, served for the real-Prometheus test
 the way kube-state-metrics, cAdvisor and GKE managed Prometheus's Cloud Monitoring bridge
 label them (Prometheus scrapes this exporter with honor_labels, as it does
-kube-state-metrics). Values are made up, except the "cAdvisor" working set, which is each
-service process's real RSS."""
+kube-state-metrics). No cluster runs here, so these are synthetic, and the pictures say so
+on every panel that reads them. Where the local run has the fact, they report it: a
+replica is available while its process runs, the "cAdvisor" working set is the process's
+real RSS, the limits and the autoscalers' maximum are the chart's values, and no process
+was restarted. The Pub/Sub backlog (Cloud Monitoring) has no local source and reads 0, on
+the subscriptions the chart names (flokraft_observability.names)."""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import psutil
+import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flokraft_observability.names import VALUES, subscriptions
 from tests.support.processes import free_port
 
-LIMITS = {"query-api": 256 * 2**20, "rerun-api": 256 * 2**20, "analyzer": 2 * 2**30}
+_SERVICES = yaml.safe_load(VALUES.read_text())["services"]
+# The chart's memory limits and autoscaling maximum per service.
+LIMITS = {
+    name: int(svc["resources"]["limits"]["memory"].rstrip("GMi"))
+    * (2**30 if svc["resources"]["limits"]["memory"].endswith("Gi") else 2**20)
+    for name, svc in _SERVICES.items()
+}
+MAX_REPLICAS = {name: int(svc["autoscaling"]["maxReplicas"]) for name, svc in _SERVICES.items()}
 
 
 class ClusterState(Collector):
@@ -33,6 +46,9 @@ class ClusterState(Collector):
         ns = self.namespace
         available = GaugeMetricFamily(
             "kube_deployment_status_replicas_available", "", labels=["namespace", "deployment"]
+        )
+        desired = GaugeMetricFamily(
+            "kube_deployment_spec_replicas", "", labels=["namespace", "deployment"]
         )
         hpa = {
             name: GaugeMetricFamily(
@@ -54,11 +70,13 @@ class ClusterState(Collector):
         restarts = CounterMetricFamily("kube_pod_container_status_restarts", "", labels=pod_labels)
         working_set = GaugeMetricFamily("container_memory_working_set_bytes", "", labels=pod_labels)
         for container, pid in self.pids.items():
-            available.add_metric([ns, f"flokraft-{container}"], 1)
+            running = 1 if psutil.pid_exists(pid) else 0
+            available.add_metric([ns, f"flokraft-{container}"], running)
+            desired.add_metric([ns, f"flokraft-{container}"], 1)
             for name, value in (
-                ("status_current_replicas", 1),
+                ("status_current_replicas", running),
                 ("status_desired_replicas", 1),
-                ("spec_max_replicas", 10),
+                ("spec_max_replicas", MAX_REPLICAS[container]),
             ):
                 hpa[name].add_metric([ns, f"flokraft-{container}"], value)
             limits.add_metric([*self._pod(container), "memory", "byte"], LIMITS[container])
@@ -71,6 +89,7 @@ class ClusterState(Collector):
                 continue
             working_set.add_metric(self._pod(container), rss)
         yield available
+        yield desired
         yield from hpa.values()
         yield from (limits, terminated, waiting, restarts, working_set)
         pubsub = {
@@ -79,7 +98,8 @@ class ClusterState(Collector):
             )
             for name in ("num_undelivered_messages", "oldest_unacked_message_age")
         }
-        for subscription in ("analysis-jobs-analyzer", "analysis-jobs-dead-letter-analyzer"):
+        names = subscriptions()
+        for subscription in (names.job, names.dead_letter):
             for family in pubsub.values():
                 family.add_metric([subscription], 0)
         yield from pubsub.values()

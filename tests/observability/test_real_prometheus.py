@@ -33,8 +33,16 @@ from google.cloud import firestore as gfs
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.pubsub_topology import apply_topology, load_topology
 from flokraft_observability import pictures
-from flokraft_observability.local import LOCAL_NAMESPACE, Target, command, write_config
+from flokraft_observability.local import (
+    LOCAL_NAMESPACE,
+    RUNBOOKS,
+    Target,
+    command,
+    write_config,
+)
+from flokraft_observability.names import fill
 from flokraft_observability.queries import (
+    DASHBOARD_DIR,
     alert_exprs,
     dashboards,
     is_external,
@@ -49,6 +57,7 @@ from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer
 from tests.support.polling import wait_until
 from tests.support.processes import LOG_DIR, ManagedProcess, free_port, service
+from tests.support.sse import EventStream
 
 NS = LOCAL_NAMESPACE
 SERVICES = ("query-api", "rerun-api", "analyzer")
@@ -121,6 +130,8 @@ def observed(
                 "RATE_LIMIT": "30/minute",
                 "FIRESTORE_TIMEOUT_SECONDS": "1",
                 "FIRESTORE_RETRY_SECONDS": "0.5",
+                # Two streams fill a replica, so the load meets the cap's refusals.
+                "EVENTS_MAX_STREAMS": "2",
             },
         ),
         "rerun-api": ("rerun_api.main", {**issuer.env()}),
@@ -172,20 +183,31 @@ def observed(
 def _drive(observed: Observed) -> None:
     """Polls as frontends do: a few users within the rate limit (each replaced by a fresh
     one every 20 s) and one greedy user above it (429s), with 304s from the ETag and 404s;
-    reruns the analyses every 20 s; then freezes Firestore for a moment so query-api
-    answers 503."""
+    reruns the analyses every 20 s; holds two event streams (query-api's cap here) and every
+    30 s asks for a third, which is refused; then freezes Firestore for a moment so
+    query-api answers 503."""
     query_api = observed.services["query-api"].url
     rerun_api = observed.services["rerun-api"].url
     alice = observed.issuer.headers("alice")
     statuses: set[int] = set()
     etags: dict[str, str] = {}
+    events = f"{query_api}/analyses/events"
+    streams = [EventStream(events, observed.issuer.headers(f"watcher{i}")).open() for i in range(2)]
+    assert [s.status for s in streams] == [200, 200]
+    refused: list[int | None] = []
     with httpx.Client(timeout=20) as http:
         started = time.monotonic()
         next_rerun = started
+        next_refusal = started + 5
         reruns = 0
         step = 0
         while time.monotonic() - started < LOAD_SECONDS:
             now = time.monotonic()
+            if now >= next_refusal:
+                extra = EventStream(events, observed.issuer.headers("watcher-extra")).open()
+                refused.append(extra.status)
+                extra.close()
+                next_refusal = now + 30
             if now >= next_rerun:
                 analysis_id = observed.analyses[reruns % len(observed.analyses)]
                 response = http.post(f"{rerun_api}/analyses/{analysis_id}/rerun", headers=alice)
@@ -205,6 +227,10 @@ def _drive(observed: Observed) -> None:
             step += 1
             time.sleep(max(0.0, started + step / 6 - time.monotonic()))
         assert {200, 304, 429} <= statuses, statuses
+        assert refused, "no stream was refused"
+        assert set(refused) == {503}, refused
+        for stream in streams:
+            stream.close()
 
         process = observed.firestore.process
         assert process is not None
@@ -241,6 +267,26 @@ def test_every_dashboard_query_and_alert_answers_from_a_real_prometheus(
     }
     assert loaded == set(alert_exprs())
 
+    # The at-a-glance stats after the Firestore freeze: every service still up (a shared
+    # dependency's outage shows as 5xx answers, not as pods gone), and the error ratio
+    # counts query-api's 503s.
+    glance = {
+        p.title: p for p in panels(DASHBOARD_DIR / "flokraft-overview.json") if p.kind == "stat"
+    }
+    ((up_expr, _),) = glance["Is it up? Pods scraped"].targets
+    up = {
+        r["metric"]["container"]: float(r["value"][1])
+        for r in observed.query(substitute(up_expr, NS))
+    }
+    assert up == dict.fromkeys(SERVICES, 1.0), up
+    ((errors_expr, _),) = glance["Error ratio (5xx, 5 min)"].targets
+    errors = {
+        r["metric"]["container"]: float(r["value"][1])
+        for r in observed.query(substitute(errors_expr, NS))
+    }
+    assert errors["query-api"] > 0, errors
+    print(f"at a glance after the freeze: pods up {up}, 5xx ratio over 5 min {errors}")
+
     # Grafana's variable queries find this namespace.
     namespaces = httpx.get(
         f"{observed.prometheus}/api/v1/label/namespace/values",
@@ -259,7 +305,7 @@ def test_every_dashboard_query_and_alert_answers_from_a_real_prometheus(
                 if not observed.query(substitute(expr, NS)):
                     empty.append(f"{path.stem} / {panel.title}: {expr}")
     for name, expr in alert_exprs().items():
-        rendered = substitute(expr.replace("__NAMESPACE__", NS), NS)
+        rendered = substitute(fill(expr, NS, RUNBOOKS.as_uri()), NS)
         observed.query(rendered)  # parses and evaluates (a 400 fails in query())
         for selector in selectors(rendered):
             if not observed.query(f"count({selector})"):

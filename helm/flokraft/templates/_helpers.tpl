@@ -98,13 +98,46 @@ not positions: reordering the file cannot hand the analyzer the dead-letter queu
 {{- toYaml $found -}}
 {{- end -}}
 
-{{/* The job subscription's settings (pubsub.jobSubscription), with MAX_ATTEMPTS derived. */}}
+{{/*
+The job subscription's settings, with MAX_ATTEMPTS derived. pubsub.jobSubscription names
+it; empty: the topology's one subscription with a deadLetterPolicy, so a renamed
+subscription needs no second edit anywhere.
+*/}}
 {{- define "flokraft.jobSubscription" -}}
-{{- $sub := include "flokraft.subscription" (dict "root" . "name" .Values.pubsub.jobSubscription) | fromYaml -}}
+{{- $name := .Values.pubsub.jobSubscription -}}
+{{- if not $name -}}
+{{- $topology := .Files.Get "files/pubsub-topology.yaml" | fromYaml -}}
+{{- $candidates := list -}}
+{{- range $topology.subscriptions }}{{ if .deadLetterPolicy }}{{ $candidates = append $candidates .name }}{{ end }}{{ end -}}
+{{- if ne (len $candidates) 1 -}}
+{{- fail (printf "files/pubsub-topology.yaml has %d subscriptions with a deadLetterPolicy (%s): set pubsub.jobSubscription" (len $candidates) (join ", " $candidates)) -}}
+{{- end -}}
+{{- $name = first $candidates -}}
+{{- end -}}
+{{- $sub := include "flokraft.subscription" (dict "root" . "name" $name) | fromYaml -}}
 {{- if not $sub.deadLetterPolicy -}}
 {{- fail (printf "subscription %q needs a deadLetterPolicy: MAX_ATTEMPTS is its maxDeliveryAttempts" $sub.name) -}}
 {{- end -}}
 {{- toYaml $sub -}}
+{{- end -}}
+
+{{/*
+The dead-letter subscription's settings. pubsub.deadLetterSubscription names it; empty: the
+topology's one subscription on the job subscription's deadLetterTopic.
+*/}}
+{{- define "flokraft.deadLetterSubscription" -}}
+{{- $name := .Values.pubsub.deadLetterSubscription -}}
+{{- if not $name -}}
+{{- $jobs := include "flokraft.jobSubscription" . | fromYaml -}}
+{{- $topology := .Files.Get "files/pubsub-topology.yaml" | fromYaml -}}
+{{- $candidates := list -}}
+{{- range $topology.subscriptions }}{{ if eq .topic $jobs.deadLetterPolicy.deadLetterTopic }}{{ $candidates = append $candidates .name }}{{ end }}{{ end -}}
+{{- if ne (len $candidates) 1 -}}
+{{- fail (printf "files/pubsub-topology.yaml has %d subscriptions on the dead-letter topic %q (%s): set pubsub.deadLetterSubscription" (len $candidates) $jobs.deadLetterPolicy.deadLetterTopic (join ", " $candidates)) -}}
+{{- end -}}
+{{- $name = first $candidates -}}
+{{- end -}}
+{{- include "flokraft.subscription" (dict "root" . "name" $name) -}}
 {{- end -}}
 
 {{/*
@@ -298,4 +331,23 @@ their CPU limit propose no more replicas than there are, and an empty queue neve
 {{- if lt (int .svc.autoscaling.targetCPUUtilizationPercentage) (int $floor) -}}
 {{- fail (printf "services.%s.autoscaling.targetCPUUtilizationPercentage (%d) must be at least 100 x limits.cpu / requests.cpu (%d): below that, busy pods alone ask for more replicas while the queue is empty" .name (int .svc.autoscaling.targetCPUUtilizationPercentage) (int $floor)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Who may scrape /metrics: the scraper observability.scrape names, plus
+networkPolicy.metricsFrom. gmp: GKE managed Prometheus's collectors (namespace gmp-system);
+prometheus-operator: the Prometheus pods (observability.prometheusOperator.podLabels) in
+their namespace (kube-prometheus-stack's); annotations and none: only the listed peers.
+*/}}
+{{- define "flokraft.metricsFrom" -}}
+{{- $obs := .Values.observability -}}
+{{- $peers := list -}}
+{{- if eq $obs.scrape "gmp" -}}
+{{- $peers = append $peers (dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" "gmp-system"))) -}}
+{{- else if eq $obs.scrape "prometheus-operator" -}}
+{{- $op := $obs.prometheusOperator -}}
+{{- $peers = append $peers (dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" $op.namespace)) "podSelector" (dict "matchLabels" $op.podLabels)) -}}
+{{- end -}}
+{{- $peers = concat $peers .Values.networkPolicy.metricsFrom -}}
+{{- with $peers }}{{ toYaml . }}{{ end -}}
 {{- end -}}

@@ -23,9 +23,15 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
 
 
 def _without_nulls(value: Any) -> Any:
-    """Grafana's importer trips over `"options": null`; absent means default."""
+    """Grafana's importer trips over `"options": null`; absent means default. A threshold
+    step's `"value": null` stays: it is how Grafana writes the base step (-Infinity)."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        step = set(value) == {"color", "value"}
+        return {
+            k: _without_nulls(v)
+            for k, v in value.items()
+            if v is not None or (step and k == "value")
+        }
     if isinstance(value, list):
         return [_without_nulls(v) for v in value]
     return value

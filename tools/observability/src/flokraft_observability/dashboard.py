@@ -1,9 +1,11 @@
 """The overview dashboard: the questions on-call asks first.
 
-- Is the polling API healthy? Latency, error and 429 ratios, ready replicas.
+- At a glance (stat panels with thresholds): is it up, are the replicas ready that should
+  be, what share of requests fail, how old is the oldest queued job?
+- Is the polling API healthy? Latency, error and 429 ratios, ready replicas, event streams.
 - Which pod is growing, and how close is each to its memory limit?
 - Are analyses failing or backing up? Outcomes, in flight against capacity, backlog age.
-- Is Kubernetes fighting us? Restarts, OOM kills, autoscalers at their maximum.
+- Is Kubernetes fighting us? Restarts and OOM kills per pod, autoscalers at their maximum.
 
 The analyzer's own dashboard (analyzer.py) goes deeper into the work.
 """
@@ -15,13 +17,18 @@ from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 
 from flokraft_observability.panels import (
     APIS,
+    GREEN,
     JOB_SUBSCRIPTION,
+    ORANGE,
     RATE,
+    RED,
     SERVICES,
     histogram_quantile,
     kube,
     new_dashboard,
     ours,
+    stat,
+    thresholds,
     timeseries,
 )
 
@@ -44,14 +51,14 @@ def quoted(value: str) -> str:
     return f'"{value}"'
 
 
-def ratio(status: str) -> str:
+def ratio(status: str, window: str = RATE) -> str:
     """Share of each API's requests answered with `status`; 0 (not "no data") while
     there are none. The denominator is matched on (cluster, container), so it needs no
     selector of its own beyond the namespace."""
     by = "sum by (cluster, container)"
-    every = f"rate(http_requests_total{ours(APIS)}[{RATE}])"
-    matching = f"rate(http_requests_total{ours(APIS, 'status=~' + quoted(status))}[{RATE}])"
-    in_namespace = f'rate(http_requests_total{{namespace="$namespace"}}[{RATE}])'
+    every = f"rate(http_requests_total{ours(APIS)}[{window}])"
+    matching = f"rate(http_requests_total{ours(APIS, 'status=~' + quoted(status))}[{window}])"
+    in_namespace = f'rate(http_requests_total{{namespace="$namespace"}}[{window}])'
     return (
         f"({by} ({matching}) or 0 * {by} ({every})) / on (cluster, container) {by} ({in_namespace})"
     )
@@ -92,9 +99,85 @@ def own_memory_fraction() -> str:
     )
 
 
+def restarts(window: str) -> str:
+    """Container restarts per (namespace, pod, container) within the window."""
+    return f"increase(kube_pod_container_status_restarts_total{kube(SERVICE_CONTAINERS)}[{window}])"
+
+
+def oom_kills(window: str) -> str:
+    """Restarts within the window, counted only for containers whose last end was an OOM
+    kill (kube-state-metrics' reason is 1 for it, else 0 or absent): each kill counts once,
+    as the restart it caused, and a reason that stays set adds nothing later."""
+    reason = (
+        "max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason"
+        f"{kube(SERVICE_CONTAINERS + OOM_KILLED)})"
+    )
+    return f"{restarts(window)} * on (namespace, pod, container) group_left {reason}"
+
+
+def at_a_glance(dashboard: Dashboard) -> Dashboard:
+    """The four on-call questions, one stat panel each, coloured by the alerts' limits."""
+    available = (
+        f"sum by (deployment) (kube_deployment_status_replicas_available{kube(DEPLOYMENTS)})"
+    )
+    desired = f"sum by (deployment) (kube_deployment_spec_replicas{kube(DEPLOYMENTS)})"
+    return (
+        dashboard.with_row(Row("At a glance"))
+        .with_panel(
+            stat(
+                "Is it up? Pods scraped",
+                "short",
+                [(f"sum by (container) (up{ours(SERVICES)})", "{{container}}")],
+                thresholds(RED, (1, GREEN)),
+                description="Pods of each service answering /metrics. Red at 0: "
+                "FlokraftApiDown / FlokraftAnalyzerDown fire after 5 / 10 minutes of it.",
+                no_value="0",
+            )
+        )
+        .with_panel(
+            stat(
+                "Ready replicas / desired",
+                "percentunit",
+                [(f"{available} / {desired}", "{{deployment}}")],
+                thresholds(RED, (0.5, ORANGE), (1, GREEN)),
+                description="Available replicas (ready for minReadySeconds) over the "
+                "Deployment's desired count (kube-state-metrics). Below 100 % during a "
+                "rollout or a scale-up; red under half.",
+            )
+        )
+        .with_panel(
+            stat(
+                "Error ratio (5xx, 5 min)",
+                "percentunit",
+                [(ratio("5..", "5m"), "{{container}}")],
+                thresholds(GREEN, (0.01, ORANGE), (0.05, RED)),
+                description="Share of each API's requests answered 5xx over 5 minutes. "
+                "Orange from 1 % (FlokraftApiErrors at > 0.5 requests/s). A dependency "
+                "outage shows here as 503s with Retry-After, with the pods still up.",
+            )
+        )
+        .with_panel(
+            stat(
+                "Oldest queued job",
+                "s",
+                [
+                    (
+                        "max(pubsub_googleapis_com:subscription_oldest_unacked_message_age"
+                        f'{{subscription_id="{JOB_SUBSCRIPTION}"}})',
+                        "oldest unacked",
+                    )
+                ],
+                thresholds(GREEN, (600, ORANGE), (1800, RED)),
+                description="Age of the job subscription's oldest unacked message (Cloud "
+                "Monitoring). Red from 30 minutes: FlokraftJobBacklogOld.",
+            )
+        )
+    )
+
+
 def build() -> Dashboard:
     return (
-        new_dashboard("flokraft overview", UID)
+        at_a_glance(new_dashboard("flokraft overview", UID))
         .with_row(Row("Is the polling API healthy?"))
         .with_panel(latency("GET /analyses latency (target < 100 ms)", ours("query-api", LIST)))
         .with_panel(
@@ -144,6 +227,32 @@ def build() -> Dashboard:
                 ),
                 (f"count by (container) (up{ours(SERVICES)} == 1)", "{{container}} scraped"),
                 description="Available replicas (kube-state-metrics) and pods answering /metrics.",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Event streams open per pod",
+                "short",
+                (
+                    f"sum by (pod) (flokraft_event_streams_open{ours('query-api')})",
+                    "{{pod}}",
+                ),
+                description="GET /analyses/events streams held by each query-api replica "
+                "(at most events.maxStreamsPerReplica). Each ends with a `reconnect` after "
+                "its lifetime or on shutdown, so a rollout moves them to the new pods.",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Event streams refused at the replica cap",
+                "ops",
+                (
+                    "sum by (pod) "
+                    f"(rate(flokraft_event_streams_rejected_total{ours('query-api')}[{RATE}]))",
+                    "{{pod}}",
+                ),
+                description="503 + Retry-After to a new stream at the per-replica cap; the "
+                "frontend keeps polling instead. Sustained: FlokraftEventStreamsRejected.",
             )
         )
         .with_row(Row("Which pod is growing?"))
@@ -243,19 +352,19 @@ def build() -> Dashboard:
             )
         )
         .with_panel(
-            timeseries(
-                "Restarts and OOM kills (last hour)",
+            stat(
+                "Restarts and OOM kills per pod (in the time range)",
                 "short",
-                (
-                    "sum by (container) (increase(kube_pod_container_status_restarts_total"
-                    f"{kube(SERVICE_CONTAINERS)}[1h]))",
-                    "{{container}} restarts",
-                ),
-                (
-                    "sum by (container) (kube_pod_container_status_last_terminated_reason"
-                    f"{kube(SERVICE_CONTAINERS + OOM_KILLED)})",
-                    "{{container}} last end OOMKilled",
-                ),
+                [
+                    (f"sum by (pod) ({restarts('$__range')})", "{{pod}} restarts"),
+                    (f"sum by (pod) ({oom_kills('$__range')})", "{{pod}} OOM kills"),
+                ],
+                thresholds(GREEN, (1, ORANGE)),
+                description="Counted over the dashboard's time range: increase of "
+                "kube-state-metrics' restart counter, and of those the restarts after an "
+                "OOM kill. A pod that was never restarted shows 0 whatever its last end.",
+                width=12,
+                instant=True,
             )
         )
         .with_row(Row("Commands: rerun-api"))

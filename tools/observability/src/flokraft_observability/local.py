@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from flokraft_observability.names import fill
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ALERTS = REPO_ROOT / "helm" / "flokraft" / "files" / "alerts.yaml"
 RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
@@ -22,11 +24,9 @@ LOCAL_NAMESPACE = "flokraft-local"
 
 
 def rule_file_text(namespace: str, runbooks_url: str) -> str:
-    """files/alerts.yaml with the two placeholders templates/observability.yaml fills
+    """files/alerts.yaml with the placeholders templates/observability.yaml fills
     (tests/observability checks both agree)."""
-    return (
-        ALERTS.read_text().replace("__NAMESPACE__", namespace).replace("__RUNBOOKS__", runbooks_url)
-    )
+    return fill(ALERTS.read_text(), namespace, runbooks_url)
 
 
 @dataclass(frozen=True)

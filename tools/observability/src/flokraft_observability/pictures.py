@@ -1,5 +1,9 @@
 """Renders each dashboard's panels to one PNG, from a running Prometheus's data, laid out
-on Grafana's grid (matplotlib). docs/observability.md shows the result.
+on Grafana's grid (matplotlib). docs/observability.md shows the result. Time series are
+drawn as lines; stat panels as their last values, coloured by the panel's thresholds as
+Grafana colours them. A panel whose queries read metrics no local process exports
+(kube-state-metrics, cAdvisor, Cloud Monitoring) says so in its title: its series are
+synthetic because no cluster runs here.
 
     python -m flokraft_observability.pictures --prometheus http://127.0.0.1:9090 \\
         --namespace flokraft-local --minutes 15 --out docs/images
@@ -9,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 import time
 from pathlib import Path
 
 import httpx
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -75,6 +81,17 @@ def _unit_formatter(unit: str) -> FuncFormatter:
     return FuncFormatter(fmt)
 
 
+SYNTHETIC = " [synthetic: no cluster here]"
+# Grafana's named colours, for the stat panels.
+COLOURS = {"green": "#56a64b", "orange": "#ff9830", "red": "#e02f44"}
+
+
+def query_instant(client: httpx.Client, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
+    response = client.get("/api/v1/query", params={"query": expr, "time": at})
+    response.raise_for_status()
+    return [(r["metric"], float(r["value"][1])) for r in response.json()["data"]["result"]]
+
+
 def draw(
     client: httpx.Client, path: Path, out: Path, namespace: str, start: float, end: float
 ) -> Path:
@@ -90,7 +107,10 @@ def draw(
     for panel in items:
         x, y, w, h = panel.grid
         ax = fig.add_subplot(grid[y - top : y - top + h - 1, x : x + w])
-        _plot(ax, client, panel, namespace, start, end, step)
+        if panel.kind == "stat":
+            _stat(ax, client, panel, namespace, start, end, step)
+        else:
+            _plot(ax, client, panel, namespace, start, end, step)
     title = path.stem.replace("-", " ")
     fig.suptitle(f"{title} (namespace {namespace})", fontsize=14, y=0.995)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +118,68 @@ def draw(
     fig.savefig(target, bbox_inches="tight")
     plt.close(fig)
     return target
+
+
+def _format(unit: str, value: float) -> str:
+    text: str = _unit_formatter(unit)(value, None)
+    return text
+
+
+def _colour(panel: Panel, value: float) -> str:
+    colour = panel.thresholds[0][1] if panel.thresholds else "green"
+    for start, name in panel.thresholds:
+        if value >= start:
+            colour = name
+    return COLOURS.get(colour, colour)
+
+
+def _stat(
+    ax: Axes,
+    client: httpx.Client,
+    panel: Panel,
+    namespace: str,
+    start: float,
+    end: float,
+    step: float,
+) -> None:
+    """The last value of each series (lastNotNull), one coloured box per series."""
+    window = f"{max(1, round((end - start) / 60))}m"
+    values: list[tuple[str, float]] = []
+    for expr, legend in panel.targets:
+        promql = substitute(expr, namespace, rate_interval="1m", time_range=window)
+        if panel.instant:
+            found = query_instant(client, promql, end)
+        else:
+            found = [
+                (labels, next((v for v in reversed(vs) if math.isfinite(v)), math.nan))
+                for labels, _, vs in query_range(client, promql, start, end, step)
+            ]
+        values += [(_legend(legend, labels), value) for labels, value in found]
+    external = any(is_external(expr) for expr, _ in panel.targets)
+    # Stat panels are narrow: the note goes on a line of its own.
+    title = panel.title + ("\n" + SYNTHETIC.strip() if external else "")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_axis_off()
+    if not values:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    width = 1 / len(values)
+    for index, (name, value) in enumerate(sorted(values)):
+        box = matplotlib.patches.FancyBboxPatch(
+            (index * width + 0.01, 0.02),
+            width - 0.02,
+            0.9,
+            boxstyle="round,pad=0,rounding_size=0.02",
+            transform=ax.transAxes,
+            color=_colour(panel, value) if math.isfinite(value) else "#999999",
+        )
+        ax.add_patch(box)
+        centre = index * width + width / 2
+        label = _format(panel.unit, value) if math.isfinite(value) else "n/a"
+        ax.text(centre, 0.55, label, ha="center", va="center", fontsize=13, color="white",
+                weight="bold", transform=ax.transAxes)  # fmt: skip
+        ax.text(centre, 0.2, textwrap.fill(name, 16), ha="center", va="center", fontsize=6,
+                color="white", transform=ax.transAxes)  # fmt: skip
 
 
 def _plot(
@@ -119,7 +201,7 @@ def _plot(
             clean = [v if math.isfinite(v) else float("nan") for v in values]
             ax.plot(minutes, clean, label=_legend(legend, labels), linewidth=1.2)
             drawn += 1
-    note = " [synthetic locally]" if external else ""
+    note = SYNTHETIC if external else ""
     ax.set_title(panel.title + note, fontsize=9, loc="left")
     ax.yaxis.set_major_formatter(_unit_formatter(panel.unit))
     ax.tick_params(labelsize=7)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from flokraft_observability.local import ALERTS, REPO_ROOT
+from flokraft_observability.names import Subscriptions, subscriptions
 
 DASHBOARD_DIR = REPO_ROOT / "helm" / "flokraft" / "dashboards"
 
@@ -21,6 +22,7 @@ DASHBOARD_DIR = REPO_ROOT / "helm" / "flokraft" / "dashboards"
 # kubelet) and Cloud Monitoring's Pub/Sub metrics under GKE managed Prometheus's names.
 EXTERNAL_METRICS = frozenset(
     {
+        "kube_deployment_spec_replicas",
         "kube_deployment_status_replicas_available",
         "kube_horizontalpodautoscaler_spec_max_replicas",
         "kube_horizontalpodautoscaler_status_current_replicas",
@@ -53,6 +55,9 @@ class Panel:
     unit: str
     targets: tuple[tuple[str, str], ...]  # (expr, legend)
     grid: tuple[int, int, int, int]  # x, y, w, h
+    kind: str = "timeseries"  # Grafana's panel type
+    thresholds: tuple[tuple[float, str], ...] = ()  # (from value, colour); the base first
+    instant: bool = False  # stat queries evaluated once over the whole range
 
 
 def panels(path: Path) -> Iterator[Panel]:
@@ -61,12 +66,20 @@ def panels(path: Path) -> Iterator[Panel]:
         if panel["type"] == "row":
             continue
         pos = panel["gridPos"]
+        defaults = panel["fieldConfig"]["defaults"]
+        steps = (defaults.get("thresholds") or {}).get("steps", [])
         yield Panel(
             dashboard=model["uid"],
             title=panel["title"],
-            unit=panel["fieldConfig"]["defaults"].get("unit", "short"),
+            unit=defaults.get("unit", "short"),
             targets=tuple((t["expr"], t.get("legendFormat", "")) for t in panel["targets"]),
             grid=(pos["x"], pos["y"], pos["w"], pos["h"]),
+            kind=panel["type"],
+            thresholds=tuple(
+                (float("-inf") if s.get("value") is None else float(s["value"]), s["color"])
+                for s in steps
+            ),
+            instant=all(t.get("instant") for t in panel["targets"]),
         )
 
 
@@ -99,10 +112,21 @@ def is_external(expr: str) -> bool:
     return bool(metric_names(expr) & EXTERNAL_METRICS)
 
 
-def substitute(expr: str, namespace: str, rate_interval: str = "30s") -> str:
-    """Grafana's variables as a single-namespace, all-clusters view would set them."""
+def substitute(
+    expr: str,
+    namespace: str,
+    rate_interval: str = "30s",
+    time_range: str = "1h",
+    subs: Subscriptions | None = None,
+) -> str:
+    """Grafana's variables as a single-namespace, all-clusters view would set them, with
+    the subscriptions the chart would write into the constant variables."""
+    subs = subs or subscriptions()
     return (
         expr.replace("$__rate_interval", rate_interval)
+        .replace("$__range", time_range)
         .replace("$namespace", namespace)
         .replace("$cluster", ".*")
+        .replace("$job_subscription", subs.job)
+        .replace("$dead_letter_subscription", subs.dead_letter)
     )
