@@ -65,6 +65,13 @@ function millis(timestamp) {
   return Number(timestamp.seconds) * 1000 + Math.floor(Number(timestamp.nanos) / 1e6);
 }
 
+// What Firestore would bill, counted as the server sees it (documents read: one per
+// document a get returns or misses, at least one per query; documents written: one per
+// write of a commit). `kill -USR2 <pid>` prints them as one JSON line:
+// {"firestore_stats": {"reads": n, "writes": n, "commits": n, "aborted": n}}.
+export const stats = { reads: 0, writes: 0, commits: 0, aborted: 0 };
+process.on('SIGUSR2', () => console.log(JSON.stringify({ firestore_stats: stats })));
+
 export function installTransactions(firestoreServer) {
   const state = firestoreServer.state;
   const handlers = firestoreServer.server.handlers;
@@ -120,6 +127,7 @@ export function installTransactions(firestoreServer) {
       }
       const readTime = new Date();
       for (const path of call.request.documents) {
+        stats.reads += 1;
         const document = state.getDocument(path);
         remember(tx, path, document);
         call.write(
@@ -166,7 +174,23 @@ export function installTransactions(firestoreServer) {
         };
       },
     });
-    return original(recording, callback);
+    stats.reads += 1; // a query bills at least one read, and one per further document
+    let returned = 0;
+    const counting = new Proxy(recording, {
+      get(target, prop) {
+        if (prop !== 'write') return Reflect.get(target, prop, target);
+        return (response) => {
+          if (response.document?.name && (returned += 1) > 1) stats.reads += 1;
+          return target.write(response);
+        };
+      },
+    });
+    return original(counting, callback);
+  });
+
+  replace('RunAggregationQuery', (call, callback, original) => {
+    stats.reads += 1; // a count bills one read per 1,000 index entries, at least one
+    return original(call, callback);
   });
 
   replace('Commit', (call, callback) => {
@@ -177,6 +201,7 @@ export function installTransactions(firestoreServer) {
         transactions.delete(key);
         for (const [path, version] of tx.reads) {
           if ((state.getDocument(path).version ?? 0) !== version) {
+            stats.aborted += 1;
             throw new GrpcError(ABORTED, `Transaction aborted: ${path} changed since it was read (contention); retry the transaction.`);
           }
         }
@@ -184,6 +209,8 @@ export function installTransactions(firestoreServer) {
       checkPreconditions(state, call.request.writes);
       const date = new Date();
       const results = call.request.writes.map((write) => state.writeV1Document(date, write));
+      stats.commits += 1;
+      stats.writes += call.request.writes.length;
       callback(
         null,
         CommitResponse.fromObject({
