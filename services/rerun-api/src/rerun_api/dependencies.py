@@ -46,7 +46,7 @@ def _receipt(
     )
 
 
-def idempotency_scope(
+async def idempotency_scope(
     request: Request, principal: CurrentUser, key: IdempotencyKey, store: Idempotency
 ) -> Once:
     return functools.partial(_receipt, store, key, principal.uid, request)

@@ -94,7 +94,7 @@ def validate_key(value: str) -> str:
     return value
 
 
-def idempotency_key(
+async def idempotency_key(
     value: Annotated[
         str | None,
         Header(

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import Final
 
-import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flokraft_core.web.errors import ApiError, error_body
-from flokraft_core.web.security import PRINCIPAL_STATE, authenticate, bearer_token
+from flokraft_core.web.security import PRINCIPAL_STATE, authenticate_off_loop, bearer_token
 
 _UNLIMITED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODYLESS_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -83,10 +82,7 @@ class RequestGuard:
         if getattr(state, "verifier", None) is None:
             raise ApiError(503, "unavailable", "the service is starting; try again shortly")
         token = bearer_token(_header(scope, b"authorization"))
-        # Verification may wait for the first JWKS fetch: off the event loop.
-        principal = await anyio.to_thread.run_sync(
-            authenticate, token, state.verifier, state.rate_limiter, ip
-        )
+        principal = await authenticate_off_loop(token, state.verifier, state.rate_limiter, ip)
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -103,7 +103,7 @@ async def _publish(
     return published
 
 
-def _job_publishing(
+async def _job_publishing(
     request: Request, commands: Commands, publisher: Publisher, settings: Settings
 ) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
     return functools.partial(_publish, request, commands, publisher, settings)
