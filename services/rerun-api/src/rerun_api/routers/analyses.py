@@ -63,7 +63,9 @@ _ERRORS: Final = {
         {
             400: "The body could not be parsed at all.",
             403: "The token lacks a needed right.",
-            429: "Too many requests, or too many analyses queued or running (`too_many_active`).",
+            429: "Rate limit exceeded (`rate_limited`), or the caller already has "
+            "MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); "
+            "see Retry-After.",
             503: "Firestore did not answer in time: the write may have landed. Retry with "
             "the same Idempotency-Key; it can never act twice.",
         }
