@@ -189,6 +189,8 @@ class KeyReceipt:
         self._hash = request_hash
         self._answer_of = answer_of
         self.replay: StoredAnswer | None = None
+        # The answer `record` stored, for the request to send without building it again.
+        self.stored: StoredAnswer | None = None
 
     @property
     def ref(self) -> firestore.AsyncDocumentReference:
@@ -212,7 +214,7 @@ class KeyReceipt:
         raise _conflict()
 
     def record(self, queued: QueuedAnalysis) -> dict[str, Any]:
-        answer = self._answer_of(queued)
+        answer = self.stored = self._answer_of(queued)
         now = utc_now()
         return {
             "state": COMPLETED,

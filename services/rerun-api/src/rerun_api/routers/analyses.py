@@ -174,7 +174,7 @@ async def create(
         return _replayed(receipt)
     await publish(queued, "create")
     log.info("analysis_created", analysis_id=queued.analysis_id)
-    answer = _created_answer(queued)
+    answer = receipt.stored if receipt is not None and receipt.stored else _created_answer(queued)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
