@@ -91,7 +91,7 @@ bench-events: install ## 2,000 event streams opened paced and in a burst: peak R
 	$(UV) run --frozen python bench/events_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_events_bench.py
 
-bench-rerun: install ## POST /rerun latency vs the bare transaction + publish
+bench-rerun: install ## create and rerun, HTTP vs the bare command: latency, CPU, Firestore reads/writes
 	$(UV) run --frozen python bench/rerun_bench.py
 
 bench-analyzer: install ## worker/child peak RSS, frames/s, rerun-to-done time

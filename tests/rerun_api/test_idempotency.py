@@ -1,15 +1,17 @@
 """Idempotency-Key on both POSTs: the first answer is replayed; the record lives in
-Firestore (so every replica sees it)."""
+Firestore (so every replica sees it) and is written in the command's own transaction; a
+create with a key writes an id derived from (user, key), so it can never make two."""
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from rerun_api.idempotency import body_hash, record_id
+from rerun_api.idempotency import analysis_id_for, body_hash, record_id
 from tests.rerun_api.conftest import RerunApi
 from tests.rerun_api.support import jobs_for, pull_jobs, read, seed, video_of
 
@@ -111,8 +113,64 @@ def test_an_error_is_not_stored_so_a_retry_runs_again(api: RerunApi, user: str) 
     assert api.http.post(f"/analyses/{analysis_id}/rerun", headers=headers).status_code == 202
 
 
+def test_a_created_analysis_is_the_answer_when_its_record_is_gone(api: RerunApi, user: str) -> None:
+    """The record expired (and its TTL deleted it), or a commit landed without it: the
+    derived id still finds the analysis, so a retry answers from it and never creates."""
+    idem_key = key()
+    headers = api.headers(user, **{"Idempotency-Key": idem_key})
+    first = api.http.post("/analyses", json=body_for(user), headers=headers)
+    assert first.status_code == 201
+    assert first.json()["id"] == analysis_id_for(user, idem_key)
+    api.db.collection("idempotency_keys").document(
+        record_id(user, "POST", "/analyses", idem_key)
+    ).delete()
+
+    again = api.http.post("/analyses", json=body_for(user), headers=headers)
+    other = api.http.post(
+        "/analyses", json={**body_for(user), "dance_type": "waltz"}, headers=headers
+    )
+
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert created_by(api, user) == [first.json()["id"]]
+
+
+def test_concurrent_requests_with_one_key_create_once(api: RerunApi, user: str) -> None:
+    headers = api.headers(user, **{"Idempotency-Key": key()})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(
+            pool.map(
+                lambda _: api.http.post("/analyses", json=body_for(user), headers=headers),
+                range(8),
+            )
+        )
+
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 7
+    assert created_by(api, user) == [responses[0].json()["id"]]
+
+
+def test_a_replayed_rerun_tells_whether_the_job_was_published(api: RerunApi, user: str) -> None:
+    analysis_id = f"a-{uuid.uuid4().hex[:12]}"
+    seed(api.db, analysis_id, user=user)
+    headers = api.headers(user, **{"Idempotency-Key": key()})
+
+    first = api.http.post(f"/analyses/{analysis_id}/rerun", headers=headers)
+    again = api.http.post(f"/analyses/{analysis_id}/rerun", headers=headers)
+
+    assert first.json()["published"] is True
+    assert again.json() == first.json()
+
+
 def test_a_request_in_flight_with_the_same_key_is_409(api: RerunApi, user: str) -> None:
-    # Another replica holds the key: its record is in flight, its lock still running.
+    # An earlier release of the service claimed keys before the work: its record is in
+    # flight, its lock still running, so the work may still land.
     idem_key = key()
     path = "/analyses"
     now = datetime.now(UTC)

@@ -4,7 +4,9 @@
 // closes those gaps, collection-scaling.mjs makes writes O(1) instead of O(n),
 // field-transforms.mjs applies every field transform of a write (the package dropped all
 // after a server timestamp), and listen-changes.mjs sends a query listener only what
-// changed (the package resent every matching document on every write). Still missing
+// changed (the package resent every matching document on every write), and
+// transactions.mjs gives transactions their own ids, read sets and conflict detection, and
+// commits that land whole (the package let conflicting transactions both commit). Still missing
 // (real Firestore has them): ListDocuments, gRPC messages over 4 MiB, composite-index
 // enforcement. Our code is written for real Firestore.
 import { FirestoreServer } from '@firestore-emulator/server';
@@ -12,6 +14,7 @@ import './query-fidelity.mjs';
 import './collection-scaling.mjs';
 import './field-transforms.mjs';
 import './listen-changes.mjs';
+import { installTransactions } from './transactions.mjs';
 
 function argValue(name) {
   const i = process.argv.indexOf(name);
@@ -20,6 +23,7 @@ function argValue(name) {
 
 const port = Number(argValue('--port') ?? process.env.FIRESTORE_EMULATOR_PORT ?? 8080);
 const server = new FirestoreServer();
+installTransactions(server);
 await server.start(port);
 console.log(`[firestore-emulator] listening on 0.0.0.0:${port}`);
 

@@ -172,7 +172,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retried POST return the first answer instead of acting twice (kept 24 h; per user). */
+                /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
                 "Idempotency-Key"?: string | null;
             };
             path?: never;
@@ -184,7 +184,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Queued; `Location` points at the analysis. */
+            /** @description Queued; `Location` points at the analysis. A retry with the same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`). */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -220,7 +220,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Same Idempotency-Key still in flight. */
+            /** @description An earlier release of the service still holds the Idempotency-Key. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -247,7 +247,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Rate limit exceeded; see Retry-After. */
+            /** @description Rate limit exceeded (`rate_limited`), or the caller already has MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); see Retry-After. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -256,7 +256,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Firestore is unavailable; nothing was queued. */
+            /** @description Firestore did not answer in time: the write may have landed. Retry with the same Idempotency-Key; it can never act twice. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -271,7 +271,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retried POST return the first answer instead of acting twice (kept 24 h; per user). */
+                /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
                 "Idempotency-Key"?: string | null;
             };
             path: {
@@ -281,7 +281,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Queued with a new generation. */
+            /** @description Queued with a new generation. A retry with the same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`). */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -326,7 +326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already queued or running (current status in the body), or the same Idempotency-Key is still in flight. */
+            /** @description Already queued or running (current status in the body; also what a retry without an Idempotency-Key gets after a 503 whose write landed), or an earlier release of the service still holds the Idempotency-Key. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -353,7 +353,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Rate limit exceeded; see Retry-After. */
+            /** @description Rate limit exceeded (`rate_limited`), or the caller already has MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); see Retry-After. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -362,7 +362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Firestore is unavailable; nothing was queued. */
+            /** @description Firestore did not answer in time: the write may have landed. Retry with the same Idempotency-Key; it can never act twice. */
             503: {
                 headers: {
                     [name: string]: unknown;

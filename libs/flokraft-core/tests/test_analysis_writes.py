@@ -164,3 +164,39 @@ def test_only_list_visible_changes_bump_the_owners_marker(db: firestore.Client) 
     assert writes(Move.COMPLETE, done, doc("running")) == ["analyses", MARKERS]
     # A document without an owner (written by a tool outside the services) is on no list.
     assert writes(Move.FAIL, {}, {"status": "running"}) == ["analyses"]
+
+
+def _active_transform(batch: Any) -> tuple[str, list[str]] | None:
+    """The active-set transform on the marker write: ("append"/"remove", ids), or None."""
+    for write in batch._write_pbs[1:]:
+        for transform in write.update_transforms:
+            if transform.field_path != "active":
+                continue
+            if transform.append_missing_elements.values:
+                return "append", [v.string_value for v in transform.append_missing_elements.values]
+            return "remove", [v.string_value for v in transform.remove_all_from_array.values]
+    return None
+
+
+@pytest.mark.parametrize("move", list(Move))
+def test_every_status_change_keeps_the_owners_active_set(db: firestore.Client, move: Move) -> None:
+    """The per-user cap is released by every move out of queued/running, and taken by every
+    move into them, whoever makes it: derived from the table alone, so a move added to the
+    table gets it right without knowing about the cap."""
+    row = TABLE[move]
+    ref = db.collection("analyses").document("a1")
+    for source in row.sources if not row.creates else {None}:
+        batch = db.batch()
+        before = None if row.creates else doc(None if source is None else source.value)
+        changes = {"user_id": "u1"} if row.creates else {}
+        staged = stage_write(batch, ref, move, changes, markers=markers(db), before=before)
+        changed = row.creates or (
+            row.target is not None and (before or {}).get("status") != row.target.value
+        )
+        if not changed:
+            assert staged.active is None
+            assert _active_transform(batch) is None
+            continue
+        active = row.target in {Status.QUEUED, Status.RUNNING}
+        assert staged.active is active
+        assert _active_transform(batch) == ("append" if active else "remove", ["a1"])

@@ -6,6 +6,14 @@ by the reconciler (`find_pending_publishes`). The marker is cleared only for the
 generation that was actually published. Every write is staged by
 flokraft_core.analysis_writes.stage_write.
 
+Create and rerun each run in one transaction that reads the owner's change marker, whose
+active set (flokraft_core.change_markers) is the per-user cap: two creates of one user
+conflict on that document, so the cap holds under concurrency. The same transaction may
+read and write a `Receipt` (rerun-api's idempotency record), so the record lands exactly
+when the analysis does: a commit that times out but lands leaves both, one that does not
+land leaves neither. A create with an id (derived from the caller's Idempotency-Key) is a
+must-not-exist create: whatever times out, there is never a second document.
+
 Every call is bounded by `rpc_timeout` (seconds): transactions' begin/commit calls take
 no timeout of their own, so those are bounded with `asyncio.wait_for`, and a timeout
 surfaces as `TimeoutError` (a 503 in the web layer). A commit cut short that way may still
@@ -19,7 +27,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -34,12 +42,18 @@ from flokraft_core.analyses import (
     utc_now,
 )
 from flokraft_core.analysis_writes import stage_write
+from flokraft_core.change_markers import ACTIVE_FIELD, active_ids, marker_id
 from flokraft_core.job_publisher import JobPublisher, PublishFailed
 from flokraft_core.jobs import JobMessage, new_job
 from flokraft_core.read_costs import count_query, count_reads
-from flokraft_core.status import Move, can_rerun
+from flokraft_core.status import Move, can_rerun, is_active
 
 T = TypeVar("T")
+
+# Attempts of one transaction when others commit first (Aborted). Creates of one user are
+# serialised on their marker: a burst of n at a cap of c needs up to c + 1 attempts for the
+# last one. The time budget still bounds the whole.
+_MAX_ATTEMPTS = 12
 
 
 class AnalysisNotFound(LookupError):
@@ -58,6 +72,39 @@ class AnalysisBusy(RuntimeError):
         self.analysis_id = analysis_id
         self.status = status
         self.generation = generation
+
+
+class AtActiveCap(RuntimeError):
+    """The owner already has `limit` analyses queued or running."""
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"{active} analyses queued or running (the limit is {limit})")
+        self.active = active
+        self.limit = limit
+
+
+class AnalysisExists(RuntimeError):
+    """A create with a given id found the document already there (an earlier request with
+    the same Idempotency-Key created it); `data` is the document."""
+
+    def __init__(self, analysis_id: str, data: dict[str, Any]) -> None:
+        super().__init__(f"analysis {analysis_id} already exists")
+        self.analysis_id = analysis_id
+        self.data = data
+
+
+class Receipt(Protocol):
+    """A document read and written in the command's own transaction: rerun-api's
+    idempotency record. `found` sees it as read (None: absent) and says whether it holds
+    an answer already, in which case the command writes nothing; otherwise `record` gives
+    the document to store with the command's writes."""
+
+    @property
+    def ref(self) -> firestore.AsyncDocumentReference: ...
+
+    def found(self, data: dict[str, Any] | None) -> bool: ...
+
+    def record(self, queued: QueuedAnalysis) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -130,7 +177,7 @@ class AnalysisCommands:
     ) -> tuple[T, datetime | None]:
         """Runs `run` in one transaction within the time budget; returns its result and
         the commit time."""
-        transaction = self._db.transaction()
+        transaction = self._db.transaction(max_attempts=_MAX_ATTEMPTS)
         result = await _bounded_transaction(
             firestore.async_transactional(run)(transaction), self._timeout
         )
@@ -146,48 +193,156 @@ class AnalysisCommands:
         count_reads(1)
         return snapshot.to_dict() if snapshot.exists else None
 
-    async def create(self, new: NewAnalysis) -> QueuedAnalysis:
-        ref = self._collection.document()  # Firestore auto id
-        now = utc_now()
-        data: dict[str, Any] = {
-            OWNER_FIELD: new.user_id,
-            Fields.REQUESTED_BY: new.user_id,
-            Fields.TIMESTAMP: now,
-            Fields.CREATED_AT: now,
-            Fields.UPDATED_AT: now,
-            Fields.VIDEO_URL: new.video_url,
-            Fields.DANCE_TYPE: new.dance_type,
-            Fields.DANCERS: new.dancers,
-            Fields.ANALYSIS_TYPE: new.analysis_type.value,
-            Fields.PROCESSED: False,
-            Fields.TOTAL_SCORE: None,
-            Fields.GENERATION: 1,
-            Fields.ATTEMPTS: 0,
-            Fields.PROGRESS: 0.0,
-            Fields.ERROR: None,
-            Fields.PUBLISH_PENDING: True,
-        }
-        # A batch, not `ref.create`: whatever must be written with the analysis is staged
-        # on the same batch and lands atomically with it.
-        batch = self._db.batch()
-        staged = stage_write(batch, ref, Move.CREATE, data, before=None, markers=self._markers)
-        results = await batch.commit(timeout=self._timeout, retry=None)
-        job = new_job(ref.id, 1, new.user_id)
-        return QueuedAnalysis(ref.id, 1, Status.QUEUED, staged.changes, job, results[0].update_time)
+    def _marker(self, user_id: str) -> firestore.AsyncDocumentReference:
+        return self._markers.document(marker_id(user_id))
 
-    async def rerun(self, analysis_id: str, *, requested_by: str, admin: bool) -> QueuedAnalysis:
+    async def _read_many(
+        self, transaction: firestore.AsyncTransaction, refs: list[firestore.AsyncDocumentReference]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Documents by path, in one round trip (absent ones as None)."""
+        found: dict[str, dict[str, Any] | None] = {ref.path: None for ref in refs}
+        async for snapshot in self._db.get_all(
+            refs, transaction=transaction, timeout=self._timeout, retry=None
+        ):
+            found[snapshot.reference.path] = snapshot.to_dict() if snapshot.exists else None
+        count_reads(len(refs))
+        return found
+
+    async def _check_cap(
+        self,
+        transaction: firestore.AsyncTransaction,
+        user_id: str,
+        marker: dict[str, Any] | None,
+        limit: int,
+    ) -> None:
+        """Raises AtActiveCap when `user_id`'s active set (read in this transaction) is
+        full. At the cap, the ids are checked against their documents, and ids of analyses
+        that are gone or no longer queued/running (moved by a write outside stage_write)
+        are dropped from the set in this transaction, so drift can never lock a user out.
+        Costs nothing below the cap."""
+        ids = active_ids(marker)
+        if len(ids) < limit:
+            return
+        documents = await self._read_many(transaction, [self._ref(i) for i in ids])
+        live = [
+            i
+            for i in ids
+            if (data := documents[self._ref(i).path]) is not None
+            and data.get(OWNER_FIELD) == user_id
+            and is_active(data.get(Fields.STATUS))
+        ]
+        if len(live) >= limit:
+            raise AtActiveCap(len(live), limit)
+        # Staged before the command's own write, which adds to the set after this.
+        stale = [i for i in ids if i not in live]
+        transaction.update(self._marker(user_id), {ACTIVE_FIELD: firestore.ArrayRemove(stale)})
+
+    async def create(
+        self,
+        new: NewAnalysis,
+        *,
+        analysis_id: str | None = None,
+        active_cap: int | None = None,
+        receipt: Receipt | None = None,
+    ) -> QueuedAnalysis | None:
+        """Creates the analysis (queued, outbox marker set) in one transaction.
+
+        `analysis_id`: the id to create (must not exist; derived from an Idempotency-Key);
+        None: a Firestore auto id. `active_cap`: refuse with AtActiveCap when the owner
+        already has that many queued or running. `receipt`: read first; returns None (and
+        writes nothing) when it already holds an answer. Raises AnalysisExists when the id
+        is taken."""
+        ref = self._ref(analysis_id) if analysis_id is not None else self._collection.document()
+        marker_ref = self._marker(new.user_id)
+
+        async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis | None:
+            refs = [marker_ref] + ([receipt.ref] if receipt is not None else [])
+            documents = await self._read_many(transaction, refs)
+            if receipt is not None and receipt.found(documents[receipt.ref.path]):
+                return None
+            if active_cap is not None:
+                await self._check_cap(
+                    transaction, new.user_id, documents[marker_ref.path], active_cap
+                )
+            now = utc_now()
+            data: dict[str, Any] = {
+                OWNER_FIELD: new.user_id,
+                Fields.REQUESTED_BY: new.user_id,
+                Fields.TIMESTAMP: now,
+                Fields.CREATED_AT: now,
+                Fields.UPDATED_AT: now,
+                Fields.VIDEO_URL: new.video_url,
+                Fields.DANCE_TYPE: new.dance_type,
+                Fields.DANCERS: new.dancers,
+                Fields.ANALYSIS_TYPE: new.analysis_type.value,
+                Fields.PROCESSED: False,
+                Fields.TOTAL_SCORE: None,
+                Fields.GENERATION: 1,
+                Fields.ATTEMPTS: 0,
+                Fields.PROGRESS: 0.0,
+                Fields.ERROR: None,
+                Fields.PUBLISH_PENDING: True,
+            }
+            staged = stage_write(
+                transaction, ref, Move.CREATE, data, before=None, markers=self._markers
+            )
+            job = new_job(ref.id, 1, new.user_id)
+            queued = QueuedAnalysis(ref.id, 1, Status.QUEUED, staged.changes, job)
+            if receipt is not None:
+                transaction.set(receipt.ref, receipt.record(queued))
+            return queued
+
+        try:
+            queued, commit_time = await self._transact(run)
+        except gexc.AlreadyExists:
+            if analysis_id is None:
+                raise
+            # Created by an earlier request with the same key whose record is gone (or
+            # never part of it): that document is the answer.
+            snapshot = await ref.get(timeout=self._timeout, retry=None)
+            count_reads(1)
+            if not snapshot.exists:
+                raise
+            raise AnalysisExists(analysis_id, snapshot.to_dict() or {}) from None
+        if queued is None:
+            return None
+        return dataclasses.replace(queued, written_at=commit_time)
+
+    async def rerun(
+        self,
+        analysis_id: str,
+        *,
+        requested_by: str,
+        admin: bool,
+        active_cap: int | None = None,
+        receipt: Receipt | None = None,
+    ) -> QueuedAnalysis | None:
         """One transaction: checks owner and status, then generation + 1, status queued,
-        progress 0, error cleared, outbox marker set. Raises AnalysisNotFound / AnalysisBusy."""
+        progress 0, error cleared, outbox marker set. Raises AnalysisNotFound /
+        AnalysisBusy, and AtActiveCap when `active_cap` is given and the owner is at it.
+        `receipt` as for create (None returned: it already held the answer). The
+        generation check is what makes a retried rerun without a key harmless: the first
+        one's commit leaves the analysis queued, so the retry answers AnalysisBusy."""
         ref = self._ref(analysis_id)
 
-        async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis:
-            data = await self._read(transaction, analysis_id)
+        async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis | None:
+            # The caller's marker is read with the analysis: for a user it is the owner's.
+            refs = [ref, self._marker(requested_by)]
+            refs += [receipt.ref] if receipt is not None else []
+            documents = await self._read_many(transaction, refs)
+            if receipt is not None and receipt.found(documents[receipt.ref.path]):
+                return None
+            data = documents[ref.path]
             if data is None or (data.get(OWNER_FIELD) != requested_by and not admin):
                 raise AnalysisNotFound(analysis_id)
             status = data.get(Fields.STATUS)
             generation = generation_of(data)
             if not can_rerun(status):
                 raise AnalysisBusy(analysis_id, str(status), generation)
+            owner = data.get(OWNER_FIELD)
+            if active_cap is not None and owner == requested_by:
+                marker = documents[self._marker(requested_by).path]
+                await self._check_cap(transaction, requested_by, marker, active_cap)
             changes: dict[str, Any] = {
                 Fields.GENERATION: generation + 1,
                 Fields.PROGRESS: 0.0,
@@ -203,11 +358,16 @@ class AnalysisCommands:
                 transaction, ref, Move.RERUN, changes, before=data, markers=self._markers
             )
             job = new_job(analysis_id, generation + 1, requested_by)
-            return QueuedAnalysis(
+            queued = QueuedAnalysis(
                 analysis_id, generation + 1, Status.QUEUED, data | staged.changes, job
             )
+            if receipt is not None:
+                transaction.set(receipt.ref, receipt.record(queued))
+            return queued
 
         queued, commit_time = await self._transact(run)
+        if queued is None:
+            return None
         return dataclasses.replace(queued, written_at=commit_time)
 
     async def clear_publish_pending(

@@ -12,7 +12,11 @@ Here, and only here:
 - `updated_at` is stamped;
 - the document's owner and whether a list-visible field (LIST_FIELDS) changed are known,
   and a write that changes one bumps the owner's change marker in the same transaction
-  or batch (flokraft_core.change_markers: what lets an unchanged poll cost one read).
+  or batch (flokraft_core.change_markers: what lets an unchanged poll cost one read);
+- a move that changes the status adds the analysis to its owner's active set (on the same
+  marker) when the new status is active (queued, running) and removes it otherwise: the
+  per-user cap is released by every move out of queued/running without its caller
+  knowing about the cap.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from google.cloud.firestore_v1.base_document import BaseDocumentReference
 
 from flokraft_core.analyses import LIST_FIELDS, OWNER_FIELD, Fields, utc_now
 from flokraft_core.change_markers import bump_marker
-from flokraft_core.status import TABLE, InvalidTransition, Move, parse_status
+from flokraft_core.status import ACTIVE, TABLE, InvalidTransition, Move, parse_status
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class StagedWrite:
     changes: dict[str, Any]
     # Which of LIST_FIELDS the write changes (all of them on create).
     list_changes: frozenset[str]
+    # Whether the analysis is queued or running after the write; None: the status stays.
+    active: bool | None = None
 
 
 def stage_write(
@@ -87,6 +93,9 @@ def stage_write(
         owner=owner if isinstance(owner, str) else None,
         changes=staged,
         list_changes=list_changes,
+        # Derived from the target status alone, never from the document's history: a
+        # move out of queued/running releases the cap whoever makes it.
+        active=(row.target in ACTIVE) if Fields.STATUS in list_changes else None,
     )
 
     if row.creates:
@@ -103,7 +112,9 @@ def stage_write(
     # analysis's own result first (results[0] of a batch).
     if result.list_changes and result.owner is not None:
         # The owner's list changed: their next poll must not be answered 304. A document
-        # without an owner is on nobody's list.
-        bump_marker(writer, markers, result.owner)
+        # without an owner is on nobody's list. A status change also moves the analysis
+        # into or out of the owner's active set on the same marker.
+        active = None if result.active is None else (result.analysis_id, result.active)
+        bump_marker(writer, markers, result.owner, active=active)
     # ----------------------------------------------------------------------------------
     return result

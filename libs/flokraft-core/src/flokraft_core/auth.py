@@ -202,6 +202,10 @@ class TokenVerifier:
             stale_bound_seconds=settings.auth_jwks_stale_seconds,
         )
 
+    def may_block(self) -> bool:
+        """Whether `verify` may wait on the network: only until the first key fetch."""
+        return self.keys.age() is None
+
     def verify(self, token: str) -> Principal:
         # Before anything parses the token: a multi-megabyte "token" costs one len().
         if len(token) > self._max_bytes:

@@ -12,10 +12,19 @@ the owner's marker in the same transaction or batch (the analysis write path cal
 with a version newer than its data.
 
 Document `analysis_feeds/{marker_id(user_id)}`:
-    {user_id: str, version: int, changed_at: timestamp}
+    {user_id: str, version: int, changed_at: timestamp, active: [analysis id, ...]}
 
-`version` is a server-side Increment, so a bump is a blind write: it reads nothing and
-takes no lock, and two transactions of the same user never contend on the marker.
+`version` is a server-side Increment, so a bump is a blind write: it reads nothing, and
+the analyzer's writes never contend on the marker.
+
+`active` is the user's active set: the ids of their analyses that are queued or running,
+kept by the same writes (a move into an active status adds the id with ArrayUnion, a move
+out of one removes it with ArrayRemove; flokraft_core.analysis_writes decides which).
+rerun-api's create and rerun read the marker inside their transaction and refuse when the
+set is at the cap, so two creates of one user are serialised on this one document: the
+cap holds under concurrency, with no count query. Documents no write of ours moved into an
+active status (the old backend's, demo data) are not in the set, and removing an id that
+is absent is a no-op, so the set never counts work nobody queued through it.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from flokraft_core.settings import CoreSettings
 USER_FIELD: Final = "user_id"
 VERSION_FIELD: Final = "version"
 CHANGED_AT_FIELD: Final = "changed_at"
+ACTIVE_FIELD: Final = "active"
 _HASHED_PREFIX: Final = "~u"
 _MAX_ID_BYTES: Final = 1500
 
@@ -73,18 +83,36 @@ def marker_id(user_id: str) -> str:
     return _HASHED_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:40]
 
 
-def bump_fields(user_id: str) -> dict[str, Any]:
-    return {
+def bump_fields(user_id: str, active: tuple[str, bool] | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         USER_FIELD: user_id,
         VERSION_FIELD: firestore.Increment(1),
         CHANGED_AT_FIELD: firestore.SERVER_TIMESTAMP,
     }
+    if active is not None:
+        analysis_id, is_active = active
+        change = firestore.ArrayUnion if is_active else firestore.ArrayRemove
+        fields[ACTIVE_FIELD] = change([analysis_id])
+    return fields
 
 
-def bump_marker(writer: MarkerWriter, markers: BaseCollectionReference[Any], user_id: str) -> None:
+def bump_marker(
+    writer: MarkerWriter,
+    markers: BaseCollectionReference[Any],
+    user_id: str,
+    *,
+    active: tuple[str, bool] | None = None,
+) -> None:
     """Adds the bump to `writer`; it lands atomically with the write it accompanies.
-    Merge-set, so the first bump creates the marker and later ones never clobber it."""
-    writer.set(markers.document(marker_id(user_id)), bump_fields(user_id), merge=True)
+    Merge-set, so the first bump creates the marker and later ones never clobber it.
+    `active` = (analysis id, whether it is now queued or running) updates the active set."""
+    writer.set(markers.document(marker_id(user_id)), bump_fields(user_id, active), merge=True)
+
+
+def active_ids(data: dict[str, Any] | None) -> list[str]:
+    """The active set of a marker document (empty when it has none)."""
+    value = (data or {}).get(ACTIVE_FIELD)
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def marker_from_snapshot(snapshot: DocumentSnapshot[Any]) -> Marker | None:

@@ -74,6 +74,11 @@ TABLE: Final[dict[Move, Row]] = {
     Move.CLEAR_PUBLISH_PENDING: Row(_ANY, None),
 }
 
+# Statuses that hold a place in the owner's active set (the per-user cap on work waiting
+# for the analyzers): a move into one adds the analysis there, a move out of them removes
+# it (flokraft_core.analysis_writes.stage_write).
+ACTIVE: Final[frozenset[Status]] = frozenset({Status.QUEUED, Status.RUNNING})
+
 # Statuses from which a user may ask for a rerun; queued/running answer 409 instead.
 RERUNNABLE: Final[frozenset[Status]] = frozenset(
     s for s in TABLE[Move.RERUN].sources if s is not None
@@ -118,6 +123,10 @@ def can_transition(current: Status | str | None, target: Status) -> bool:
 def ensure_transition(current: Status | str | None, target: Status) -> None:
     if not can_transition(current, target):
         raise InvalidTransition(current, target)
+
+
+def is_active(current: Status | str | None) -> bool:
+    return parse_status(current) in ACTIVE
 
 
 def can_rerun(current: Status | str | None) -> bool:

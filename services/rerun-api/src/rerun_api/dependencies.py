@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +13,7 @@ from flokraft_core.analysis_commands import AnalysisCommands
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.web.security import CurrentUser
 from flokraft_core.web.state import from_app_state
-from rerun_api.idempotency import IdempotencyKey, IdempotencyStore, Idempotent, idempotent
+from rerun_api.idempotency import AnswerOf, IdempotencyKey, IdempotencyStore, KeyReceipt
 from rerun_api.settings import RerunApiSettings
 
 Commands = Annotated[AnalysisCommands, Depends(from_app_state("commands", AnalysisCommands))]
@@ -22,15 +21,35 @@ Publisher = Annotated[JobPublisher, Depends(from_app_state("publisher", JobPubli
 Idempotency = Annotated[IdempotencyStore, Depends(from_app_state("idempotency", IdempotencyStore))]
 Settings = Annotated[RerunApiSettings, Depends(from_app_state("settings", RerunApiSettings))]
 
-# `async with once(request_hash) as attempt:` claims the caller's Idempotency-Key (if any)
-# for this request; see rerun_api.idempotency.idempotent.
-Once = Callable[[str], AbstractAsyncContextManager[Idempotent]]
+# `once(request_hash, answer_of)`: the caller's Idempotency-Key as a receipt for the
+# command's transaction (None without a key); see rerun_api.idempotency.
+Once = Callable[[str, AnswerOf], KeyReceipt | None]
 
 
-def idempotency_scope(
+def _receipt(
+    store: IdempotencyStore,
+    key: str | None,
+    uid: str,
+    request: Request,
+    request_hash: str,
+    answer_of: AnswerOf,
+) -> KeyReceipt | None:
+    if key is None:
+        return None
+    return store.receipt(
+        uid=uid,
+        method=request.method,
+        path=request.url.path,
+        key=key,
+        request_hash=request_hash,
+        answer_of=answer_of,
+    )
+
+
+async def idempotency_scope(
     request: Request, principal: CurrentUser, key: IdempotencyKey, store: Idempotency
 ) -> Once:
-    return functools.partial(idempotent, store, key, principal, request)
+    return functools.partial(_receipt, store, key, principal.uid, request)
 
 
 IdempotencyScope = Annotated[Once, Depends(idempotency_scope)]

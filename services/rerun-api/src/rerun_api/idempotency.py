@@ -1,13 +1,32 @@
-"""Idempotency-Key: the first answer to a key is stored in Firestore and replayed for 24 h.
+"""Idempotency-Key on POST /analyses and POST /analyses/{id}/rerun: a retry with the same
+key never acts twice, whatever failed or timed out, and gets the first answer.
 
-The record lives in Firestore, not in process memory, because every replica must see it.
-Its id is a hash of (user, method, path, key), so one user's key never collides with
-another's and the raw key never lands in an index. `expires_at` is meant for a Firestore
-TTL policy; until that deletes a record, an expired one is simply taken over.
+That holds by construction, not by bookkeeping around the write:
 
-Only successful answers are stored. Every error this service returns happens before
-anything was written (or leaves nothing a retry could duplicate), so on an error the key
-is released and a retry with the same key runs again.
+- The key's record (the stored answer) is read and written inside the command's own
+  Firestore transaction (a `Receipt` of flokraft_core.analysis_commands), so it lands
+  exactly when the analysis write does. A commit that timed out but landed left the
+  record: the retry replays it. One that did not land left neither: the retry runs again.
+  Nothing is ever released on an error, so no error can let a second request through.
+- A create with a key writes the analysis under an id derived from (user, key)
+  (`analysis_id_for`) with a must-not-exist precondition: even with the record gone (its
+  TTL ran out) the key can never make a second document, and the retry is answered from
+  that document (rerun_api.routers.analyses).
+- A rerun is guarded by its generation: the first one's commit leaves the analysis queued,
+  so a retry without a key answers 409, and one with the key replays the 202.
+- Two requests with the same key at once are serialised by the transaction on the record:
+  the later one finds the earlier one's record and replays it.
+
+So a 503 on these routes means the outcome is unknown (the write may have landed), and
+retrying with the same Idempotency-Key is always safe.
+
+The record is `idempotency_keys/{sha256(user, method, path, key)}` (one user's key never
+collides with another's, and the raw key never lands in an index):
+{state, request_hash, created_at, expires_at, status, body, headers}. `expires_at` is for
+a Firestore TTL policy (docs/deploy.md); until that deletes a record, an expired one is
+overwritten by the next request with its key. Records `in_flight` are written only by
+earlier releases of this service, which claimed the key before the work: they still
+answer 409 until their `lock_until`.
 """
 
 from __future__ import annotations
@@ -15,21 +34,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from flokraft_core.analyses import utc_now
-from flokraft_core.auth import Principal
+from flokraft_core.analysis_commands import QueuedAnalysis
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import count_reads
 from flokraft_core.web.errors import ApiError
 from rerun_api.settings import RerunApiSettings
 
@@ -43,6 +60,8 @@ _KEY_PATTERN: Final = re.compile(KEY_REGEX)
 
 IN_FLIGHT: Final = "in_flight"
 COMPLETED: Final = "completed"
+# Prefix of analysis ids derived from an Idempotency-Key (inside ANALYSIS_ID_PATTERN).
+DERIVED_ID_PREFIX: Final = "ik-"
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,18 @@ class StoredAnswer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+
+    def response(self) -> JSONResponse:
+        """The answer as a replay."""
+        return JSONResponse(
+            self.body,
+            status_code=self.status,
+            headers={**self.headers, "Idempotent-Replayed": "true"},
+        )
+
+
+# Builds a request's answer from what its command is about to commit.
+AnswerOf = Callable[[QueuedAnalysis], StoredAnswer]
 
 
 def validate_key(value: str) -> str:
@@ -63,13 +94,14 @@ def validate_key(value: str) -> str:
     return value
 
 
-def idempotency_key(
+async def idempotency_key(
     value: Annotated[
         str | None,
         Header(
             alias=HEADER,
             description="Makes a retried POST return the first answer instead of acting "
-            "twice (kept 24 h; per user).",
+            "twice, whatever the first one's outcome (per user; a create's key stays bound "
+            "to its analysis, a stored answer is replayed for 24 h).",
             # Documented, not enforced by FastAPI: `validate_key` answers with our own
             # 422 naming the header.
             json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_REGEX},
@@ -87,6 +119,13 @@ def record_id(uid: str, method: str, path: str, key: str) -> str:
     return hashlib.sha256(material).hexdigest()
 
 
+def analysis_id_for(uid: str, key: str) -> str:
+    """The id a create with `key` writes: the same for every retry of that user's key, and
+    another user's same key gives another id. 160 bits of a hash, so ids never collide."""
+    material = "\x00".join(("analysis", uid, key)).encode()
+    return DERIVED_ID_PREFIX + hashlib.sha256(material).hexdigest()[:40]
+
+
 def body_hash(body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -102,100 +141,13 @@ def _conflict() -> ApiError:
     )
 
 
-def _mismatch() -> ApiError:
+def mismatch() -> ApiError:
     return ApiError(
         422,
         "idempotency_key_reused",
         f"this {HEADER} was used with a different request body",
         param=HEADER,
     )
-
-
-class IdempotencyClaim:
-    """One request's hold on a key: `replay` is set when an earlier answer exists."""
-
-    def __init__(
-        self, store: IdempotencyStore, ref: Any, replay: StoredAnswer | None = None
-    ) -> None:
-        self._store = store
-        self._ref = ref
-        self.replay = replay
-
-    async def complete(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-        await self._ref.update(
-            {"state": COMPLETED, "status": status, "body": body, "headers": headers},
-            timeout=self._store.timeout,
-            retry=None,
-        )
-
-    async def release(self) -> None:
-        await self._ref.delete(timeout=self._store.timeout, retry=None)
-
-
-class IdempotencyStore:
-    def __init__(self, db: firestore.AsyncClient, settings: RerunApiSettings) -> None:
-        self._collection = db.collection(settings.idempotency_collection)
-        self._db = db
-        self._ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
-        self._lock = timedelta(seconds=settings.idempotency_lock_seconds)
-        self.timeout = settings.firestore_timeout_seconds
-
-    def _fresh_record(self, request_hash: str) -> dict[str, Any]:
-        now = utc_now()
-        return {
-            "state": IN_FLIGHT,
-            "request_hash": request_hash,
-            "created_at": now,
-            "expires_at": now + self._ttl,
-            "lock_until": now + self._lock,
-            "status": None,
-            "body": None,
-            "headers": None,
-        }
-
-    async def claim(
-        self, *, uid: str, method: str, path: str, key: str, request_hash: str
-    ) -> IdempotencyClaim:
-        """Takes the key for this request, or returns the stored answer to replay.
-        Raises 409 while another request holds the key, 422 for a different body."""
-        ref = self._collection.document(record_id(uid, method, path, key))
-        # Two rounds: a record released between our create and our read is retried once.
-        for _ in range(2):
-            try:
-                await ref.create(self._fresh_record(request_hash), timeout=self.timeout, retry=None)
-                return IdempotencyClaim(self, ref)
-            except gexc.AlreadyExists:
-                pass
-            snapshot = await ref.get(timeout=self.timeout, retry=None)
-            count_reads(1)
-            data = snapshot.to_dict() if snapshot.exists else None
-            if data is None:
-                continue
-            now = utc_now()
-            if _before(data.get("expires_at"), now):
-                return await self._take_over(ref, snapshot, request_hash)
-            if data.get("request_hash") != request_hash:
-                raise _mismatch()
-            if data.get("state") == COMPLETED:
-                return IdempotencyClaim(self, ref, replay=_stored_answer(data))
-            if _before(data.get("lock_until"), now):
-                # The holder died mid-request (its replica crashed): nothing it did can be
-                # replayed, so this retry runs the request again.
-                return await self._take_over(ref, snapshot, request_hash)
-            raise _conflict()
-        raise _conflict()
-
-    async def _take_over(self, ref: Any, snapshot: Any, request_hash: str) -> IdempotencyClaim:
-        try:
-            await ref.update(
-                self._fresh_record(request_hash),
-                option=self._db.write_option(last_update_time=snapshot.update_time),
-                timeout=self.timeout,
-                retry=None,
-            )
-        except gexc.FailedPrecondition as exc:  # another retry took it first
-            raise _conflict() from exc
-        return IdempotencyClaim(self, ref)
 
 
 def _before(value: Any, now: datetime) -> bool:
@@ -213,70 +165,95 @@ def _stored_answer(data: dict[str, Any]) -> StoredAnswer:
     )
 
 
-# Errors of the record's own writes after the request's work is done or abandoned: the
-# request's answer stands, and the record's lock runs out on its own.
+# Errors of a best-effort write to a record after the request's work is done.
 _RECORD_WRITE_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
 
-class Idempotent:
-    """What the body of `idempotent(...)` sees: a stored answer to replay, or the means to
-    store its own answer."""
+class KeyReceipt:
+    """One request's Idempotency-Key as a `Receipt` of its command: read and written in the
+    command's transaction (flokraft_core.analysis_commands). After the command returned
+    None, `replay` is the stored answer."""
 
-    def __init__(self, claim: IdempotencyClaim | None) -> None:
-        self._claim = claim
-        self.replay: JSONResponse | None = None
-        if claim is not None and claim.replay is not None:
-            answer = claim.replay
-            self.replay = JSONResponse(
-                answer.body,
-                status_code=answer.status,
-                headers={**answer.headers, "Idempotent-Replayed": "true"},
-            )
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        ref: firestore.AsyncDocumentReference,
+        request_hash: str,
+        answer_of: AnswerOf,
+        derived_id: str,
+    ) -> None:
+        self._store = store
+        self._ref = ref
+        # The analysis id a create with this key writes.
+        self.analysis_id = derived_id
+        self._hash = request_hash
+        self._answer_of = answer_of
+        self.replay: StoredAnswer | None = None
+        # The answer `record` stored, for the request to send without building it again.
+        self.stored: StoredAnswer | None = None
 
-    async def answer(
-        self, status: int, body: dict[str, Any], headers: dict[str, str]
-    ) -> JSONResponse:
-        """The request's answer, stored for the key (if any) so a retry replays it."""
-        if self._claim is not None:
-            try:
-                await self._claim.complete(status, body, headers)
-            except _RECORD_WRITE_ERRORS as exc:
-                log.warning("idempotency_store_failed", error=type(exc).__name__)
-        return JSONResponse(body, status_code=status, headers=headers)
+    @property
+    def ref(self) -> firestore.AsyncDocumentReference:
+        return self._ref
 
-    async def release(self) -> None:
-        if self._claim is None or self._claim.replay is not None:
-            return
+    def found(self, data: dict[str, Any] | None) -> bool:
+        # Called again on every attempt of the transaction: only the last read counts.
+        self.replay = None
+        if data is None:
+            return False
+        now = utc_now()
+        if _before(data.get("expires_at"), now):
+            return False  # overwritten by this request's record
+        if data.get("request_hash") != self._hash:
+            raise mismatch()
+        if data.get("state") == COMPLETED:
+            self.replay = _stored_answer(data)
+            return True
+        if _before(data.get("lock_until"), now):
+            return False  # an older release's claim whose holder died: run again
+        raise _conflict()
+
+    def record(self, queued: QueuedAnalysis) -> dict[str, Any]:
+        answer = self.stored = self._answer_of(queued)
+        now = utc_now()
+        return {
+            "state": COMPLETED,
+            "request_hash": self._hash,
+            "created_at": now,
+            "expires_at": now + self._store.ttl,
+            "status": answer.status,
+            "body": answer.body,
+            "headers": answer.headers,
+        }
+
+    async def amend(self, changes: dict[str, Any]) -> None:
+        """Updates fields of the stored body that are known only after the commit (whether
+        the publish was confirmed). Best effort: a replay then shows the committed value."""
         try:
-            await self._claim.release()
+            await self._ref.update(
+                {f"body.{field}": value for field, value in changes.items()},
+                timeout=self._store.timeout,
+                retry=None,
+            )
         except _RECORD_WRITE_ERRORS as exc:
-            # The record's lock runs out on its own; a retry then takes the key over.
-            log.warning("idempotency_release_failed", error=type(exc).__name__)
+            log.warning("idempotency_amend_failed", error=type(exc).__name__)
 
 
-@asynccontextmanager
-async def idempotent(
-    store: IdempotencyStore,
-    key: str | None,
-    principal: Principal,
-    request: Request,
-    request_hash: str,
-) -> AsyncIterator[Idempotent]:
-    """Claims `key` for this request (no key: nothing is stored), yields the answer to
-    replay if one exists, and releases the key when the body raises: every error this
-    service returns leaves nothing a retry could duplicate, so the retry runs again."""
-    claim = None
-    if key is not None:
-        claim = await store.claim(
-            uid=principal.uid,
-            method=request.method,
-            path=request.url.path,
-            key=key,
-            request_hash=request_hash,
-        )
-    attempt = Idempotent(claim)
-    try:
-        yield attempt
-    except Exception:
-        await attempt.release()
-        raise
+class IdempotencyStore:
+    def __init__(self, db: firestore.AsyncClient, settings: RerunApiSettings) -> None:
+        self._collection = db.collection(settings.idempotency_collection)
+        self.ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
+        self.timeout = settings.firestore_timeout_seconds
+
+    def receipt(
+        self,
+        *,
+        uid: str,
+        method: str,
+        path: str,
+        key: str,
+        request_hash: str,
+        answer_of: AnswerOf,
+    ) -> KeyReceipt:
+        ref = self._collection.document(record_id(uid, method, path, key))
+        return KeyReceipt(self, ref, request_hash, answer_of, analysis_id_for(uid, key))

@@ -30,12 +30,6 @@ class RerunApiSettings(HttpServiceSettings, VideoSourceSettings):
     idempotency_collection: str = Field(
         "idempotency_keys", description="Collection of stored answers to Idempotency-Keys."
     )
-    idempotency_lock_seconds: float = Field(
-        30.0,
-        gt=0,
-        description="How long a request in flight holds its Idempotency-Key before a retry "
-        "may take it over (covers a replica that died mid-request).",
-    )
     firestore_timeout_seconds: float = Field(
         3.0, gt=0, le=60, description="Time budget of each Firestore call on a request path."
     )

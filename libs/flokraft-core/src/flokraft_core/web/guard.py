@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Final
 
-import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flokraft_core.web.errors import ApiError, error_body
 from flokraft_core.web.forwarded import client_key
-from flokraft_core.web.security import PRINCIPAL_STATE, authenticate, bearer_token
+from flokraft_core.web.security import PRINCIPAL_STATE, authenticate_off_loop, bearer_token
 
 _UNLIMITED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODYLESS_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -141,10 +140,7 @@ class RequestGuard:
     @staticmethod
     async def _authenticate(scope: Scope, token: str | None) -> None:
         state = scope["app"].state
-        # Verification may wait for the first JWKS fetch: off the event loop.
-        principal = await anyio.to_thread.run_sync(
-            authenticate, token, state.verifier, state.rate_limiter
-        )
+        principal = await authenticate_off_loop(token, state.verifier, state.rate_limiter)
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:

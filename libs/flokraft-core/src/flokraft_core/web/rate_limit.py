@@ -25,6 +25,8 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
         self._namespace = namespace
         self.description = rate
+        # Counters in this process's memory: a hit never waits on the network.
+        self.in_memory = storage_uri.startswith("memory://")
 
     def hit(self, key: str) -> None:
         """Counts one request for `key`, or raises 429 with Retry-After."""

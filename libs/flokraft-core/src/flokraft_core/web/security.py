@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -24,12 +25,16 @@ _bearer = HTTPBearer(auto_error=False, description="Firebase ID token (dev-auth 
 PRINCIPAL_STATE = "principal"
 
 
-def get_verifier(request: Request) -> TokenVerifier:
+# The dependencies are coroutines: FastAPI runs a plain function in its thread pool, a
+# hop that cost more CPU than the function itself (measured with make bench-rerun).
+
+
+async def get_verifier(request: Request) -> TokenVerifier:
     verifier: TokenVerifier = request.app.state.verifier
     return verifier
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
@@ -56,7 +61,7 @@ def bearer_token(authorization: str | None) -> str | None:
 def authenticate(token: str | None, verifier: TokenVerifier, limiter: RateLimiter) -> Principal:
     """Verifies the token and counts the request against its user's limit. A 401 is
     counted against the client's address by the request guard (web/guard.py), with every
-    other failed request. Blocking: runs in a worker thread."""
+    other failed request. May block: see `authenticate_off_loop`."""
     try:
         if token is None:
             raise AuthError("missing bearer token")
@@ -69,25 +74,35 @@ def authenticate(token: str | None, verifier: TokenVerifier, limiter: RateLimite
     return principal
 
 
-def current_user(
+async def authenticate_off_loop(
+    token: str | None, verifier: TokenVerifier, limiter: RateLimiter
+) -> Principal:
+    """`authenticate` without blocking the event loop: in a worker thread while it may
+    wait on the network (before the first JWKS fetch, or with shared rate-limit counters),
+    and inline otherwise, where a thread hop would cost more CPU than the verification."""
+    if verifier.may_block() or not limiter.in_memory:
+        return await anyio.to_thread.run_sync(authenticate, token, verifier, limiter)
+    return authenticate(token, verifier, limiter)
+
+
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     verifier: Annotated[TokenVerifier, Depends(get_verifier)],
     limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
 ) -> Principal:
-    # A sync dependency on purpose: FastAPI runs it in the threadpool, where the very
-    # first JWKS fetch may block without stalling the event loop.
     principal: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
     if principal is None:
         token = None
         if credentials is not None and credentials.scheme.lower() == "bearer":
             token = credentials.credentials
-        principal = authenticate(token, verifier, limiter)
+        # (A request with a body was authenticated by the guard already.)
+        principal = await authenticate_off_loop(token, verifier, limiter)
     request.state.uid = principal.uid
     return principal
 
 
-def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
+async def admin_user(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
     if not principal.admin:
         raise ApiError(403, "permission_denied", "this route needs the admin claim")
     return principal

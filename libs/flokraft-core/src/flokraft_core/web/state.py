@@ -7,7 +7,7 @@ AnalysisReads))]`, and routes take `reads: Reads`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from fastapi import Request
@@ -15,8 +15,10 @@ from fastapi import Request
 T = TypeVar("T")
 
 
-def from_app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
-    def get(request: Request) -> T:
+def from_app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    # A coroutine, so that FastAPI calls it on the event loop instead of handing it to
+    # its thread pool (a thread hop per dependency per request).
+    async def get(request: Request) -> T:
         value = getattr(request.app.state, name)
         if not isinstance(value, kind):
             raise TypeError(f"app.state.{name} is {type(value).__name__}, not {kind.__name__}")

@@ -1,26 +1,32 @@
 """POST /analyses and POST /analyses/{id}/rerun: record the intent, then queue the job.
 
-Nothing here runs an analysis. The Firestore write (with its outbox marker) comes first;
-the publish after it may fail or time out without failing the request, because the
-reconciler (rerun_api.outbox) publishes whatever is still marked.
+Nothing here runs an analysis. The Firestore transaction (the analysis with its outbox
+marker, the owner's active set, and the Idempotency-Key's record) comes first; the publish
+after it may fail or time out without failing the request, because the reconciler
+(rerun_api.outbox) publishes whatever is still marked. A 503 means the transaction's
+outcome is unknown: retried with the same Idempotency-Key, the request can never act twice
+(rerun_api.idempotency).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from flokraft_core.analyses import Fields, list_item_from_document
 from flokraft_core.analysis_commands import (
     AnalysisBusy,
     AnalysisCommands,
+    AnalysisExists,
     AnalysisNotFound,
+    AtActiveCap,
     NewAnalysis,
     QueuedAnalysis,
 )
@@ -29,9 +35,9 @@ from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
-from rerun_api.active_cap import ActiveCap
+from rerun_api.active_cap import too_many_active
 from rerun_api.dependencies import Commands, IdempotencyScope, Publisher, Settings
-from rerun_api.idempotency import body_hash
+from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
 from rerun_api.schemas import (
     AnalysisCreated,
     CreateAnalysisRequest,
@@ -57,7 +63,11 @@ _ERRORS: Final = {
         {
             400: "The body could not be parsed at all.",
             403: "The token lacks a needed right.",
-            503: "Firestore is unavailable; nothing was queued.",
+            429: "Rate limit exceeded (`rate_limited`), or the caller already has "
+            "MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); "
+            "see Retry-After.",
+            503: "Firestore did not answer in time: the write may have landed. Retry with "
+            "the same Idempotency-Key; it can never act twice.",
         }
     ),
 }
@@ -95,7 +105,7 @@ async def _publish(
     return published
 
 
-def _job_publishing(
+async def _job_publishing(
     request: Request, commands: Commands, publisher: Publisher, settings: Settings
 ) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
     return functools.partial(_publish, request, commands, publisher, settings)
@@ -112,9 +122,14 @@ PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends
     response_model=AnalysisCreated,
     summary="Create an analysis and queue its job",
     responses={
-        201: {"description": "Queued; `Location` points at the analysis."},
+        201: {
+            "description": "Queued; `Location` points at the analysis. A retry with the "
+            "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+        },
         **_ERRORS,
-        **error_responses({409: "Same Idempotency-Key still in flight."}),
+        **error_responses(
+            {409: "An earlier release of the service still holds the Idempotency-Key."}
+        ),
     },
 )
 async def create(
@@ -124,7 +139,6 @@ async def create(
     commands: Commands,
     publish: PublishJob,
     settings: Settings,
-    cap: ActiveCap,
 ) -> JSONResponse:
     if is_file_url(body.video_url) and not settings.allow_file_urls:
         raise ApiError(
@@ -133,10 +147,9 @@ async def create(
             "video_url: file:// URLs are not accepted here; use gs:// or https://",
             param="video_url",
         )
-    async with once(body_hash(body.model_dump(mode="json"))) as attempt:
-        if attempt.replay is not None:
-            return attempt.replay
-        await cap(principal.uid)
+    request_hash = body_hash(body.model_dump(mode="json"))
+    receipt = once(request_hash, _created_answer)
+    try:
         queued = await commands.create(
             NewAnalysis(
                 user_id=principal.uid,
@@ -144,13 +157,51 @@ async def create(
                 dance_type=body.dance_type,
                 dancers=body.dancers,
                 analysis_type=body.analysis_type,
-            )
+            ),
+            analysis_id=None if receipt is None else receipt.analysis_id,
+            active_cap=settings.max_active_analyses_per_user,
+            receipt=receipt,
         )
-        await publish(queued, "create")
-        item = list_item_from_document(queued.analysis_id, queued.data)
-        created = AnalysisCreated(**item.model_dump()).model_dump(mode="json")
-        log.info("analysis_created", analysis_id=queued.analysis_id)
-        return await attempt.answer(201, created, {"Location": f"/analyses/{queued.analysis_id}"})
+    except AtActiveCap as exc:
+        raise too_many_active(exc) from exc
+    except AnalysisExists as exc:
+        # The key's analysis exists but its record is gone (expired): answer from it.
+        if _request_hash_of(exc.data) != request_hash:
+            raise mismatch() from exc
+        log.info("analysis_create_replayed_from_document", analysis_id=exc.analysis_id)
+        return _answer_from_document(exc.analysis_id, exc.data).response()
+    if queued is None:
+        return _replayed(receipt)
+    await publish(queued, "create")
+    log.info("analysis_created", analysis_id=queued.analysis_id)
+    answer = receipt.stored if receipt is not None and receipt.stored else _created_answer(queued)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _answer_from_document(analysis_id: str, data: dict[str, Any]) -> StoredAnswer:
+    item = list_item_from_document(analysis_id, data)
+    created = AnalysisCreated(**item.model_dump()).model_dump(mode="json")
+    return StoredAnswer(201, created, {"Location": f"/analyses/{analysis_id}"})
+
+
+def _created_answer(queued: QueuedAnalysis) -> StoredAnswer:
+    return _answer_from_document(queued.analysis_id, queued.data)
+
+
+def _request_hash_of(data: dict[str, Any]) -> str | None:
+    """The hash of the create request that wrote `data` (its fields are never changed)."""
+    try:
+        request = CreateAnalysisRequest.model_validate(
+            {
+                "video_url": data.get(Fields.VIDEO_URL),
+                "dance_type": data.get(Fields.DANCE_TYPE),
+                "dancers": data.get(Fields.DANCERS),
+                "analysis_type": data.get(Fields.ANALYSIS_TYPE),
+            }
+        )
+    except ValidationError:
+        return None
+    return body_hash(request.model_dump(mode="json"))
 
 
 @router.post(
@@ -159,13 +210,17 @@ async def create(
     response_model=RerunAccepted,
     summary="Queue a new run of an analysis (owner or admin)",
     responses={
-        202: {"description": "Queued with a new generation."},
+        202: {
+            "description": "Queued with a new generation. A retry with the same "
+            "Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+        },
         **_ERRORS,
         **error_responses(
             {
                 404: "No such analysis (or not the caller's).",
-                409: "Already queued or running (current status in the body), or the "
-                "same Idempotency-Key is still in flight.",
+                409: "Already queued or running (current status in the body; also what a "
+                "retry without an Idempotency-Key gets after a 503 whose write landed), or "
+                "an earlier release of the service still holds the Idempotency-Key.",
             }
         ),
     },
@@ -176,32 +231,52 @@ async def rerun(
     once: IdempotencyScope,
     commands: Commands,
     publish: PublishJob,
-    cap: ActiveCap,
+    settings: Settings,
 ) -> JSONResponse:
-    async with once(body_hash(None)) as attempt:
-        if attempt.replay is not None:
-            return attempt.replay
-        await cap(principal.uid)
-        try:
-            queued = await commands.rerun(
-                analysis_id, requested_by=principal.uid, admin=principal.admin
-            )
-        except AnalysisNotFound as exc:
-            raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
-        except AnalysisBusy as exc:
-            raise ApiError(
-                409,
-                "already_queued",
-                f"analysis {analysis_id} is already {exc.status}; it was not queued again",
-                extra={"status": exc.status, "generation": exc.generation},
-            ) from exc
-        published = await publish(queued, "rerun")
-        accepted = RerunAccepted(
-            id=queued.analysis_id,
-            status=queued.status,
-            generation=queued.generation,
-            published=published,
-            queued_at=queued.data[Fields.UPDATED_AT],
-        ).model_dump(mode="json")
-        log.info("analysis_rerun_queued", analysis_id=analysis_id, generation=queued.generation)
-        return await attempt.answer(202, accepted, {"Location": f"/analyses/{analysis_id}"})
+    receipt = once(body_hash(None), _accepted_answer)
+    try:
+        queued = await commands.rerun(
+            analysis_id,
+            requested_by=principal.uid,
+            admin=principal.admin,
+            active_cap=settings.max_active_analyses_per_user,
+            receipt=receipt,
+        )
+    except AnalysisNotFound as exc:
+        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+    except AnalysisBusy as exc:
+        raise ApiError(
+            409,
+            "already_queued",
+            f"analysis {analysis_id} is already {exc.status}; it was not queued again",
+            extra={"status": exc.status, "generation": exc.generation},
+        ) from exc
+    except AtActiveCap as exc:
+        raise too_many_active(exc) from exc
+    if queued is None:
+        return _replayed(receipt)
+    published = await publish(queued, "rerun")
+    if published and receipt is not None:
+        await receipt.amend({"published": True})
+    answer = _accepted_answer(queued, published=published)
+    log.info("analysis_rerun_queued", analysis_id=analysis_id, generation=queued.generation)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+def _accepted_answer(queued: QueuedAnalysis, *, published: bool = False) -> StoredAnswer:
+    # Stored before the publish (in the transaction) with published false, then amended.
+    accepted = RerunAccepted(
+        id=queued.analysis_id,
+        status=queued.status,
+        generation=queued.generation,
+        published=published,
+        queued_at=queued.data[Fields.UPDATED_AT],
+    ).model_dump(mode="json")
+    return StoredAnswer(202, accepted, {"Location": f"/analyses/{queued.analysis_id}"})
+
+
+def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
+    """A command returns None only when the receipt held a stored answer."""
+    if receipt is None or receipt.replay is None:
+        raise RuntimeError("the command wrote nothing, yet there is no answer to replay")
+    return receipt.replay.response()
