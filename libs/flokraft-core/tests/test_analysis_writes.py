@@ -164,3 +164,43 @@ def test_only_list_visible_changes_bump_the_owners_marker(db: firestore.Client) 
     assert writes(Move.COMPLETE, done, doc("running")) == ["analyses", MARKERS]
     # A document without an owner (written by a tool outside the services) is on no list.
     assert writes(Move.FAIL, {}, {"status": "running"}) == ["analyses"]
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "done", "failed", "cancelled", None])
+def test_delete_removes_the_document_and_moves_the_owners_marker(
+    db: firestore.Client, status: str | None
+) -> None:
+    batch = db.batch()
+    ref = db.collection("analyses").document("a1")
+    staged = stage_write(batch, ref, Move.DELETE, {}, markers=markers(db), before=doc(status))
+    assert staged.deleted
+    assert staged.list_changes == frozenset(LIST_FIELDS)
+    assert staged_count(batch) == 2
+    assert batch._write_pbs[0].delete.endswith("/analyses/a1")
+    assert batch._write_pbs[1].update.name.endswith(f"/{MARKERS}/u1")
+
+
+def test_delete_needs_a_document_and_changes_no_field(db: firestore.Client) -> None:
+    ref = db.collection("analyses").document("a1")
+    with pytest.raises(InvalidTransition):
+        stage_write(db.batch(), ref, Move.DELETE, {}, markers=markers(db), before=None)
+    with pytest.raises(ValueError, match="changes no field"):
+        stage_write(
+            db.batch(),
+            ref,
+            Move.DELETE,
+            {Fields.ERROR: "x"},
+            markers=markers(db),
+            before=doc("done"),
+        )
+
+
+def test_cancel_sets_cancelled_and_moves_the_marker(db: firestore.Client) -> None:
+    batch = db.batch()
+    ref = db.collection("analyses").document("a1")
+    staged = stage_write(batch, ref, Move.CANCEL, {}, markers=markers(db), before=doc("running"))
+    assert staged.changes[Fields.STATUS] == Status.CANCELLED.value
+    assert staged.list_changes == {"status"}
+    assert staged_count(batch) == 2
+    with pytest.raises(InvalidTransition):
+        stage_write(db.batch(), ref, Move.CANCEL, {}, markers=markers(db), before=doc("done"))
