@@ -71,6 +71,7 @@ def test_the_sweeper_moves_only_active_work() -> None:
 
 def test_delete_takes_any_document_and_leaves_none() -> None:
     row = TABLE[Move.DELETE]
-    assert row.deletes and row.target is None
+    assert row.deletes
+    assert row.target is None
     assert all(allows(Move.DELETE, s) for s in [*Status, None])
     assert [m for m, r in TABLE.items() if r.deletes] == [Move.DELETE]
