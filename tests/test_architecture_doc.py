@@ -11,11 +11,14 @@ from tests.support.processes import REPO_ROOT
 DOC = REPO_ROOT / "docs" / "architecture.md"
 
 
-def _documented_rows() -> dict[str, tuple[frozenset[Status | None], Status | None]]:
+def _documented_rows() -> tuple[
+    dict[str, tuple[frozenset[Status | None], Status | None]], set[str]
+]:
     text = DOC.read_text()
     section = text[text.index("## Status machine") :]
     section = section[: section.index("\n## ", 1)]
     rows = {}
+    deleting: set[str] = set()
     for line in section.splitlines():
         match = re.match(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|", line)
         if not match:
@@ -29,13 +32,20 @@ def _documented_rows() -> dict[str, tuple[frozenset[Status | None], Status | Non
             parsed = frozenset(
                 None if s == "none" else Status(s) for s in re.split(r",\s*", sources)
             )
-        rows[name] = (parsed, None if target == "(unchanged)" else Status(target))
-    return rows
+        rows[name] = (
+            parsed,
+            None if target in ("(unchanged)", "(no document)") else Status(target),
+        )
+        if target == "(no document)":
+            deleting.add(name)
+    return rows, deleting
 
 
 def test_the_documented_status_table_is_the_enforced_one() -> None:
     enforced = {move.value: (row.sources, row.target) for move, row in TABLE.items()}
-    assert _documented_rows() == enforced
+    documented, deleting = _documented_rows()
+    assert documented == enforced
+    assert deleting == {move.value for move, row in TABLE.items() if row.deletes}
 
 
 def test_every_recovery_row_is_called_one() -> None:
@@ -43,7 +53,9 @@ def test_every_recovery_row_is_called_one() -> None:
     for move, row in TABLE.items():
         line = next(line for line in text.splitlines() if line.startswith(f"| `{move}` |"))
         assert ("recovery:" in line) == row.recovery, line
-    assert {Move.RECLAIM, Move.COMPLETE_REQUEUED} == {m for m, r in TABLE.items() if r.recovery}
+    assert {Move.RECLAIM, Move.COMPLETE_REQUEUED, Move.REDISPATCH, Move.ABANDON} == {
+        m for m, r in TABLE.items() if r.recovery
+    }
 
 
 def test_nothing_points_outside_the_repository() -> None:

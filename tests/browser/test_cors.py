@@ -106,10 +106,11 @@ def test_preflights_are_answered_before_auth_and_rate_limit_and_cached_long(apis
 
     create = _preflight(apis.rerun.url + "/analyses", FRONTEND, "POST")
     rerun = _preflight(apis.rerun.url + "/analyses/some-id/rerun", PREVIEW, "POST")
-    for answer, origin in ((create, FRONTEND), (rerun, PREVIEW)):
+    delete = _preflight(apis.rerun.url + "/analyses/some-id", FRONTEND, "DELETE")
+    for answer, origin in ((create, FRONTEND), (rerun, PREVIEW), (delete, FRONTEND)):
         assert answer.status_code == 200, answer.text
         assert answer.headers["access-control-allow-origin"] == origin
-        assert _header_set(answer, "access-control-allow-methods") == {"post"}
+        assert _header_set(answer, "access-control-allow-methods") == {"delete", "post"}
 
 
 def test_every_answer_the_frontend_reads_carries_cors_headers(
@@ -119,8 +120,11 @@ def test_every_answer_the_frontend_reads_carries_cors_headers(
     seed(apis.db, f"{alice}-done", user=alice, status="done")
     seed(apis.db, f"{alice}-busy", user=alice, status="queued")
     seed(apis.db, f"{alice}-more", user=alice, status="done")
+    seed(apis.db, f"{bob}-busy", user=bob, status="running")
+    seed(apis.db, f"{bob}-done", user=bob, status="done")
     origin = {"Origin": FRONTEND}
     as_alice = {**origin, **apis.issuer.headers(alice)}
+    as_bob = {**origin, **apis.issuer.headers(bob)}
     q, r = apis.query.url, apis.rerun.url
 
     page = httpx.get(q + "/analyses?limit=1", headers=as_alice, timeout=10)
@@ -160,6 +164,10 @@ def test_every_answer_the_frontend_reads_carries_cors_headers(
         "rerun 401": httpx.post(r + f"/analyses/{alice}-done/rerun", headers=origin),
         "detail 404": httpx.get(q + "/analyses/nope", headers=as_alice),
         "rerun 409": httpx.post(r + f"/analyses/{alice}-busy/rerun", headers=as_alice),
+        "cancel 200": httpx.post(r + f"/analyses/{bob}-busy/cancel", headers=as_bob),
+        "cancel 409": httpx.post(r + f"/analyses/{bob}-done/cancel", headers=as_bob),
+        "delete 204": httpx.delete(r + f"/analyses/{bob}-done", headers=as_bob),
+        "delete 404": httpx.delete(r + f"/analyses/{bob}-done", headers=as_bob),
         "list 422": httpx.get(
             q + "/analyses?limit=0", headers={**origin, **apis.issuer.headers(bob)}
         ),

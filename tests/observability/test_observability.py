@@ -379,7 +379,8 @@ def queried_metrics() -> set[str]:
 
 def _exported_series() -> set[str]:
     import analyzer.metrics  # noqa: F401  (registers the worker's metrics)
-    import rerun_api.outbox  # noqa: F401  (registers the reconciler's metrics)
+    import rerun_api.outbox  # registers the reconciler's metrics
+    import rerun_api.sweeper  # noqa: F401  (registers the sweeper's metrics)
     from query_api.main import app
 
     async def scrape() -> str:

@@ -19,5 +19,7 @@ export type CreateAnalysisRequest = RerunSchemas["CreateAnalysisRequest"];
 export type AnalysisCreated = RerunSchemas["AnalysisCreated"];
 /** 202 answer of `POST /analyses/{analysis_id}/rerun`. */
 export type RerunAccepted = RerunSchemas["RerunAccepted"];
+/** 200 answer of `POST /analyses/{analysis_id}/cancel`. */
+export type CancelAccepted = RerunSchemas["CancelAccepted"];
 /** Every 4xx/503 body of both APIs: `{ error: { code, message, param?, request_id? } }`. */
 export type ApiError = QuerySchemas["ErrorBody"] | RerunSchemas["ErrorBody"];

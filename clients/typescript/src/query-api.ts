@@ -178,7 +178,7 @@ export interface components {
          * Status
          * @enum {string}
          */
-        Status: "queued" | "running" | "done" | "failed";
+        Status: "queued" | "running" | "done" | "failed" | "cancelled";
     };
     responses: never;
     parameters: never;

@@ -58,3 +58,19 @@ def test_any_document_shape_converts(data: dict[str, object]) -> None:
     detail = detail_from_document("id", data)
     assert detail.progress is None or 0.0 <= detail.progress <= 1.0
     detail.model_dump_json()  # always serialisable: no NaN or infinity leaks through
+
+
+def test_demo_data_never_puts_a_user_at_the_active_cap() -> None:
+    from collections import Counter
+
+    from flokraft_core.dev.demo_data import MAX_ACTIVE_PER_USER, _batches
+
+    rows = [data for batch in _batches(1000, 42) for _, data in batch]
+    active = Counter(d["user_id"] for d in rows if d["status"] in {"queued", "running"})
+    statuses = Counter(d["status"] for d in rows)
+    # Every user has some stale work for the sweeper to find, and none is locked out
+    # (MAX_ACTIVE_ANALYSES_PER_USER is 5 by default).
+    assert set(active.values()) == {MAX_ACTIVE_PER_USER}
+    assert MAX_ACTIVE_PER_USER < 5
+    assert len(active) == 10
+    assert statuses["done"] > 900

@@ -190,8 +190,10 @@ def test_every_status_change_keeps_the_owners_active_set(db: firestore.Client, m
         before = None if row.creates else doc(None if source is None else source.value)
         changes = {"user_id": "u1"} if row.creates else {}
         staged = stage_write(batch, ref, move, changes, markers=markers(db), before=before)
-        changed = row.creates or (
-            row.target is not None and (before or {}).get("status") != row.target.value
+        changed = (
+            row.creates
+            or row.deletes
+            or (row.target is not None and (before or {}).get("status") != row.target.value)
         )
         if not changed:
             assert staged.active is None
@@ -200,3 +202,43 @@ def test_every_status_change_keeps_the_owners_active_set(db: firestore.Client, m
         active = row.target in {Status.QUEUED, Status.RUNNING}
         assert staged.active is active
         assert _active_transform(batch) == ("append" if active else "remove", ["a1"])
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "done", "failed", "cancelled", None])
+def test_delete_removes_the_document_and_moves_the_owners_marker(
+    db: firestore.Client, status: str | None
+) -> None:
+    batch = db.batch()
+    ref = db.collection("analyses").document("a1")
+    staged = stage_write(batch, ref, Move.DELETE, {}, markers=markers(db), before=doc(status))
+    assert staged.deleted
+    assert staged.list_changes == frozenset(LIST_FIELDS)
+    assert staged_count(batch) == 2
+    assert batch._write_pbs[0].delete.endswith("/analyses/a1")
+    assert batch._write_pbs[1].update.name.endswith(f"/{MARKERS}/u1")
+
+
+def test_delete_needs_a_document_and_changes_no_field(db: firestore.Client) -> None:
+    ref = db.collection("analyses").document("a1")
+    with pytest.raises(InvalidTransition):
+        stage_write(db.batch(), ref, Move.DELETE, {}, markers=markers(db), before=None)
+    with pytest.raises(ValueError, match="changes no field"):
+        stage_write(
+            db.batch(),
+            ref,
+            Move.DELETE,
+            {Fields.ERROR: "x"},
+            markers=markers(db),
+            before=doc("done"),
+        )
+
+
+def test_cancel_sets_cancelled_and_moves_the_marker(db: firestore.Client) -> None:
+    batch = db.batch()
+    ref = db.collection("analyses").document("a1")
+    staged = stage_write(batch, ref, Move.CANCEL, {}, markers=markers(db), before=doc("running"))
+    assert staged.changes[Fields.STATUS] == Status.CANCELLED.value
+    assert staged.list_changes == {"status"}
+    assert staged_count(batch) == 2
+    with pytest.raises(InvalidTransition):
+        stage_write(db.batch(), ref, Move.CANCEL, {}, markers=markers(db), before=doc("done"))

@@ -27,6 +27,8 @@ class Status(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    # Stopped by its owner or an admin (POST /analyses/{id}/cancel); terminal.
+    CANCELLED = "cancelled"
 
 
 # Needed to decide ownership without reading the large fields.
@@ -60,6 +62,8 @@ class Fields:
     COMPLETIONS: Final = "completions"
     # The outbox marker: a job message for the current generation may still be unsent.
     PUBLISH_PENDING: Final = "publish_pending"
+    # How often the stale-work sweeper re-dispatched the analysis (rerun-api's sweeper).
+    REDISPATCHES: Final = "redispatches"
 
 
 # What the frontend's list shows, and nothing more: the projection on the list path.

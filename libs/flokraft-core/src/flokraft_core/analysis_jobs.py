@@ -33,7 +33,7 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     NOT_FOUND = "not_found"
     STALE = "stale"  # the message's generation is not the document's current one
-    FINISHED = "finished"  # this generation already ended (done or failed)
+    FINISHED = "finished"  # this generation already ended (done, failed or cancelled)
     LEASED = "leased"  # another live worker holds the job
 
 
@@ -125,7 +125,8 @@ class AnalysisJobStore:
             if generation_of(data) != generation:
                 return _Decision(Claim(ClaimOutcome.STALE, data=data))
             status = parse_status(data.get(Fields.STATUS))
-            if status in (Status.DONE, Status.FAILED):
+            if not (allows(Move.CLAIM, status) or allows(Move.RECLAIM, status)):
+                # Done, failed or cancelled: this generation has ended.
                 return _Decision(Claim(ClaimOutcome.FINISHED, data=data))
             now = utc_now()
             lease_until = as_utc(data.get(Fields.LEASE_UNTIL))
@@ -153,7 +154,12 @@ class AnalysisJobStore:
         return self._transact(analysis_id, decide)
 
     def write_progress(self, analysis_id: str, generation: int, progress: float) -> bool:
-        """Also renews the lease. False when the job is no longer ours (rerun, taken over)."""
+        """Also renews the lease. False when the job is no longer ours (rerun, taken over,
+        re-dispatched by the sweeper, cancelled or deleted): the worker then stops the
+        child, and the checks in `complete` / `mark_failed` / `record_failed_attempt` keep
+        the result, the failure and the retry from being written. None of them can bring
+        a deleted document back: each reads it first, and an update of a missing document
+        fails."""
 
         def decide(data: dict[str, Any] | None) -> _Decision[bool]:
             if not self._holds(data, generation):

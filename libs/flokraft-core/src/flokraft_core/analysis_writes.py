@@ -1,10 +1,11 @@
 """The one write path of analysis documents: `stage_write`.
 
 Every write to an analysis (create, rerun, claim, re-claim, progress, complete, requeue,
-fail, give up, clearing the outbox marker), from rerun-api's async client and the
-analyzer's sync one alike, is staged here on a transaction or a write batch that the
-caller commits. Staging is synchronous on both clients (a transaction is a batch that
-the client commits at the end), so one function serves both.
+fail, give up, cancel, delete, the sweeper's re-dispatch and abandon, clearing the outbox
+marker), from rerun-api's async client and the analyzer's sync one alike, is staged here
+on a transaction or a write batch that the caller commits. Staging is synchronous on both
+clients (a transaction is a batch that the client commits at the end), so one function
+serves both.
 
 Here, and only here:
 - the move is checked against the status table (flokraft_core.status.TABLE) and the
@@ -40,10 +41,12 @@ class StagedWrite:
     analysis_id: str
     owner: str | None
     changes: dict[str, Any]
-    # Which of LIST_FIELDS the write changes (all of them on create).
+    # Which of LIST_FIELDS the write changes (all of them on create and delete).
     list_changes: frozenset[str]
     # Whether the analysis is queued or running after the write; None: the status stays.
     active: bool | None = None
+    # After the move there is no document at all (DELETE).
+    deleted: bool = False
 
 
 def stage_write(
@@ -60,10 +63,12 @@ def stage_write(
     async) as `move`.
 
     `before` is the document as the caller read it in the same transaction (None: it
-    does not exist, which only CREATE accepts). The one write without a read, clearing
-    the outbox marker right after create or rerun, passes what that write committed with
-    `option` = a last-update-time precondition, which makes the same promise: the commit
-    fails unless the document is still exactly `before`.
+    does not exist, which only CREATE accepts). DELETE stages the document's deletion
+    (`changes` must be empty): the owner's list loses the row, so the marker moves. The
+    one write without a read, clearing the outbox marker right after create or rerun,
+    passes what that write committed with `option` = a last-update-time precondition,
+    which makes the same promise: the commit fails unless the document is still exactly
+    `before`.
 
     `markers` is the change-marker collection: a write that changes a list-visible field
     bumps its owner's marker there, atomically with the change.
@@ -73,19 +78,26 @@ def stage_write(
     row = TABLE[move]
     if Fields.STATUS in changes:
         raise ValueError("the status is set by the move, never passed as a change")
+    if row.deletes and changes:
+        raise ValueError("a delete changes no field")
     current = None if before is None else parse_status(before.get(Fields.STATUS))
     if row.creates != (before is None) or (before is not None and current not in row.sources):
         raise InvalidTransition("absent" if before is None else current, move)
     staged = dict(changes)
     if row.target is not None:
         staged[Fields.STATUS] = row.target.value
-    staged.setdefault(Fields.UPDATED_AT, utc_now())
+    if not row.deletes:
+        staged.setdefault(Fields.UPDATED_AT, utc_now())
     base = before or {}
     owner = staged.get(OWNER_FIELD, base.get(OWNER_FIELD))
-    list_changes = frozenset(
-        field
-        for field in LIST_FIELDS
-        if field in staged and (before is None or base.get(field) != staged[field])
+    list_changes = (
+        frozenset(LIST_FIELDS)
+        if row.deletes
+        else frozenset(
+            field
+            for field in LIST_FIELDS
+            if field in staged and (before is None or base.get(field) != staged[field])
+        )
     )
     result = StagedWrite(
         move=move,
@@ -96,10 +108,13 @@ def stage_write(
         # Derived from the target status alone, never from the document's history: a
         # move out of queued/running releases the cap whoever makes it.
         active=(row.target in ACTIVE) if Fields.STATUS in list_changes else None,
+        deleted=row.deletes,
     )
 
     if row.creates:
         writer.create(ref, staged)
+    elif row.deletes:
+        writer.delete(ref, option=option)
     elif option is not None:
         writer.update(ref, staged, option=option)
     else:

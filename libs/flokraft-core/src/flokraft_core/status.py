@@ -2,7 +2,7 @@
 flokraft_core.analysis_writes refuses a move the document's current status does not allow.
 
     create                      (no document)            -> queued
-    rerun                       done | failed | none     -> queued
+    rerun                       done | failed | cancelled | none -> queued
     claim                       queued | none            -> running
     reclaim       (recovery)    running                  -> running   its lease ran out
     progress                    running                  -> (unchanged)
@@ -11,9 +11,15 @@ flokraft_core.analysis_writes refuses a move the document's current status does 
     requeue                     running                  -> queued    the attempt is retried
     fail                        queued | running | none  -> failed
     give_up                     queued | running | none  -> failed    dead-lettered
+    cancel                      queued | running         -> cancelled  its owner or an admin
+    delete                      any                      -> (no document)
+    redispatch   (recovery)     queued | running         -> queued    stale work sent again
+    abandon      (recovery)     queued | running         -> failed    stale work given up
     clear_publish_pending       any                      -> (unchanged)
 
-"none" is a document without a (known) status: the old Flask backend wrote those.
+"none" is a document without a (known) status: the old Flask backend wrote those. No job is
+expected for such a document unless someone reruns it, so it is not active work: cancel
+and the sweeper leave it alone.
 docs/architecture.md draws this table; tests/test_architecture_doc.py keeps the two equal.
 """
 
@@ -37,6 +43,10 @@ class Move(StrEnum):
     REQUEUE = "requeue"
     FAIL = "fail"
     GIVE_UP = "give_up"
+    CANCEL = "cancel"
+    DELETE = "delete"
+    REDISPATCH = "redispatch"
+    ABANDON = "abandon"
     CLEAR_PUBLISH_PENDING = "clear_publish_pending"
 
 
@@ -52,14 +62,18 @@ class Row:
     recovery: bool = False
     # True only for CREATE: the document must not exist yet.
     creates: bool = False
+    # True only for DELETE: the move's result is no document (`target` is None).
+    deletes: bool = False
 
 
 _ANY: Final[frozenset[Status | None]] = frozenset({*Status, None})
 _UNFINISHED: Final[frozenset[Status | None]] = frozenset({Status.QUEUED, Status.RUNNING, None})
+# Work someone is (or should be) doing: what a cancel stops and the sweeper looks after.
+_ACTIVE: Final[frozenset[Status | None]] = frozenset({Status.QUEUED, Status.RUNNING})
 
 TABLE: Final[dict[Move, Row]] = {
     Move.CREATE: Row(frozenset(), Status.QUEUED, creates=True),
-    Move.RERUN: Row(frozenset({Status.DONE, Status.FAILED, None}), Status.QUEUED),
+    Move.RERUN: Row(frozenset({Status.DONE, Status.FAILED, Status.CANCELLED, None}), Status.QUEUED),
     Move.CLAIM: Row(frozenset({Status.QUEUED, None}), Status.RUNNING),
     # The worker holding the lease died (or this worker got its own job back).
     Move.RECLAIM: Row(frozenset({Status.RUNNING}), Status.RUNNING, recovery=True),
@@ -71,6 +85,16 @@ TABLE: Final[dict[Move, Row]] = {
     Move.REQUEUE: Row(frozenset({Status.RUNNING}), Status.QUEUED),
     Move.FAIL: Row(_UNFINISHED, Status.FAILED),
     Move.GIVE_UP: Row(_UNFINISHED, Status.FAILED),
+    # The analyzer finds a cancelled document at its next progress write and stops.
+    Move.CANCEL: Row(_ACTIVE, Status.CANCELLED),
+    # The document goes; a deleted analysis's writes find nothing to update.
+    Move.DELETE: Row(_ANY, None, deletes=True),
+    # rerun-api's sweeper: no worker has touched the job for too long (its lease expired
+    # long ago, or its message never arrived): a new generation is queued, so anything
+    # the lost run still writes is refused as stale...
+    Move.REDISPATCH: Row(_ACTIVE, Status.QUEUED, recovery=True),
+    # ... a bounded number of times, then it ends with a reason the user can read.
+    Move.ABANDON: Row(_ACTIVE, Status.FAILED, recovery=True),
     Move.CLEAR_PUBLISH_PENDING: Row(_ANY, None),
 }
 

@@ -1,5 +1,5 @@
-"""FastAPI dependencies of rerun-api: what the lifespan built once (commands, publisher,
-idempotency store), the settings, and the request's Idempotency-Key scope."""
+"""FastAPI dependencies of rerun-api: what the lifespan built once (commands, lifecycle,
+publisher, idempotency store), the settings, and the request's Idempotency-Key scope."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from flokraft_core.analysis_commands import AnalysisCommands
+from flokraft_core.analysis_lifecycle import AnalysisLifecycle
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.web.security import CurrentUser
 from flokraft_core.web.state import from_app_state
@@ -17,6 +18,7 @@ from rerun_api.idempotency import AnswerOf, IdempotencyKey, IdempotencyStore, Ke
 from rerun_api.settings import RerunApiSettings
 
 Commands = Annotated[AnalysisCommands, Depends(from_app_state("commands", AnalysisCommands))]
+Lifecycle = Annotated[AnalysisLifecycle, Depends(from_app_state("lifecycle", AnalysisLifecycle))]
 Publisher = Annotated[JobPublisher, Depends(from_app_state("publisher", JobPublisher))]
 Idempotency = Annotated[IdempotencyStore, Depends(from_app_state("idempotency", IdempotencyStore))]
 Settings = Annotated[RerunApiSettings, Depends(from_app_state("settings", RerunApiSettings))]

@@ -1,4 +1,5 @@
-"""rerun-api: the command side (create an analysis, rerun one)."""
+"""rerun-api: the command side (create, rerun, cancel and delete analyses; the outbox
+reconciler and the stale-work sweeper)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from flokraft_core.analysis_commands import AnalysisCommands
+from flokraft_core.analysis_lifecycle import AnalysisLifecycle
 from flokraft_core.firestore_client import async_client
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
@@ -19,6 +21,7 @@ from rerun_api.idempotency import IdempotencyStore
 from rerun_api.outbox import OutboxReconciler
 from rerun_api.routers import analyses
 from rerun_api.settings import RerunApiSettings, get_settings
+from rerun_api.sweeper import StaleWorkSweeper
 
 
 def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
@@ -34,16 +37,27 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
             markers_collection=settings.firestore_feed_collection,
             rpc_timeout=settings.firestore_timeout_seconds,
         )
+        app.state.lifecycle = AnalysisLifecycle(
+            app.state.db,
+            settings.firestore_collection,
+            markers_collection=settings.firestore_feed_collection,
+            rpc_timeout=settings.firestore_timeout_seconds,
+        )
         app.state.publisher = JobPublisher(settings)
         app.state.idempotency = IdempotencyStore(app.state.db, settings)
         reconciler = OutboxReconciler(app.state.commands, app.state.publisher, settings)
         outbox_task = asyncio.create_task(reconciler.run_forever(), name="outbox-reconciler")
+        sweeper = StaleWorkSweeper(
+            app.state.lifecycle, app.state.commands, app.state.publisher, settings
+        )
+        sweeper_task = asyncio.create_task(sweeper.run_forever(), name="stale-work-sweeper")
         try:
             yield
         finally:
-            outbox_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await outbox_task
+            for task in (outbox_task, sweeper_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             app.state.publisher.close()
             app.state.db.close()
 
@@ -58,7 +72,8 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="flokraft rerun-api",
-        description="Creates and reruns dance analyses; the work goes to the analyzer.",
+        description="Creates, reruns, cancels and deletes dance analyses; the work goes to "
+        "the analyzer.",
         routers=[analyses.router],
         lifespan=lifespan,
         # Not in readiness: every replica shares them, and the outbox rides out Pub/Sub

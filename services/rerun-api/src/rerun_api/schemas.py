@@ -116,3 +116,10 @@ class RerunAccepted(BaseModel):
         description="Whether Pub/Sub confirmed the job at once; if not, the outbox sends it."
     )
     queued_at: datetime
+
+
+class CancelAccepted(BaseModel):
+    id: str
+    status: Status = Field(description="Always `cancelled`.")
+    generation: int = Field(ge=1, description="The run that was cancelled.")
+    cancelled_at: datetime

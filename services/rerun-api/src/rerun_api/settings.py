@@ -27,6 +27,27 @@ class RerunApiSettings(HttpServiceSettings, VideoSourceSettings):
     outbox_batch_size: int = Field(
         100, ge=1, le=500, description="Most pending publishes handled per reconciler pass."
     )
+    sweep_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the sweeper looks for stale work."
+    )
+    sweep_running_after_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A running analysis without a write (lease renewal) for this long is "
+        "stale: no worker and no delivery is live.",
+    )
+    sweep_queued_after_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="A queued analysis with no publish pending and no write for this long "
+        "is stale: its message was lost.",
+    )
+    sweep_max_redispatches: int = Field(
+        2, ge=0, description="Times stale work is sent again before it is failed."
+    )
+    sweep_batch_size: int = Field(
+        100, ge=1, le=500, description="Most stale analyses per status handled per pass."
+    )
     idempotency_collection: str = Field(
         "idempotency_keys", description="Collection of stored answers to Idempotency-Keys."
     )

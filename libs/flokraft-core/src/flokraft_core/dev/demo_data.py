@@ -1,7 +1,12 @@
 """Production-shaped demo analyses (`make seed n=N`, benchmarks, tests).
 
 Ten users `user0`..`user9`, a 10 KB `text`, a `video_url`, mixed couple/solo analyses and
-statuses. Written in batches small enough for the emulator's 4 MiB message cap (and
+statuses. At most MAX_ACTIVE_PER_USER of a user's analyses are queued or running (further
+draws of those become done), so the demo data never puts a user at the active cap
+(MAX_ACTIVE_ANALYSES_PER_USER, 5 by default): a newcomer's first create is a 201, not a
+429. The queued and running ones are stale (no job was ever published for them), as the
+old backend left its rows: rerun-api's sweeper re-dispatches them once they are older than
+its bounds. Written in batches small enough for the emulator's 4 MiB message cap (and
 well under Firestore's 500 writes per batch).
 
     python -m flokraft_core.dev.demo_data --n 5000 [--project ID] [--collection analyses]
@@ -13,6 +18,7 @@ import argparse
 import os
 import random
 import string
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +30,13 @@ from flokraft_core.analyses import OWNER_FIELD, AnalysisType, Fields, Status
 BATCH_SIZE = 200
 DANCE_TYPES = ("salsa", "bachata", "tango", "waltz", "hip-hop", "contemporary", "swing")
 STATUS_WEIGHTS = ((Status.DONE, 80), (Status.FAILED, 5), (Status.QUEUED, 10), (Status.RUNNING, 5))
+ACTIVE = frozenset({Status.QUEUED, Status.RUNNING})
+# Below the default active cap of 5, with room for a few creates of one's own.
+MAX_ACTIVE_PER_USER = 2
+
+
+def demo_owner(index: int, users: int) -> str:
+    return f"user{index % users}"
 
 
 def demo_analysis(
@@ -33,9 +46,14 @@ def demo_analysis(
     users: int = 10,
     text_bytes: int = 10_240,
     now: datetime | None = None,
+    allow_active: bool = True,
 ) -> tuple[str, dict[str, Any]]:
+    """Analysis number `index`; with `allow_active=False` a queued or running draw becomes
+    done (the caller keeps count of each user's active ones)."""
     now = now or datetime.now(UTC)
     status = rng.choices([s for s, _ in STATUS_WEIGHTS], [w for _, w in STATUS_WEIGHTS])[0]
+    if status in ACTIVE and not allow_active:
+        status = Status.DONE
     analysis_type = AnalysisType.COUPLE if rng.random() < 0.6 else AnalysisType.SOLO
     done = status is Status.DONE
     created = now - timedelta(seconds=index * 37 + rng.randint(0, 30))
@@ -43,7 +61,7 @@ def demo_analysis(
     doc_id = f"demo-{index:07d}"
     words = "".join(rng.choices(string.ascii_lowercase + " ", k=text_bytes))
     return doc_id, {
-        OWNER_FIELD: f"user{index % users}",
+        OWNER_FIELD: demo_owner(index, users),
         Fields.TIMESTAMP: created,
         Fields.CREATED_AT: created,
         Fields.UPDATED_AT: created,
@@ -69,8 +87,14 @@ def _batches(n: int, seed: int, **kwargs: Any) -> Iterator[list[tuple[str, dict[
     rng = random.Random(seed)  # noqa: S311  (demo data, not secrets)
     now = datetime.now(UTC)
     batch: list[tuple[str, dict[str, Any]]] = []
+    active: Counter[str] = Counter()
     for index in range(n):
-        batch.append(demo_analysis(index, rng, now=now, **kwargs))
+        owner = demo_owner(index, kwargs.get("users", 10))
+        allow_active = active[owner] < MAX_ACTIVE_PER_USER
+        doc_id, data = demo_analysis(index, rng, now=now, allow_active=allow_active, **kwargs)
+        if data[Fields.STATUS] in ACTIVE:
+            active[owner] += 1
+        batch.append((doc_id, data))
         if len(batch) == BATCH_SIZE:
             yield batch
             batch = []

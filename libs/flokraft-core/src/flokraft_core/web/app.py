@@ -22,9 +22,9 @@ from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.readiness import DependencyMonitor, LoopMonitor
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.web.cors import install_cors, served_methods
+from flokraft_core.web.drain import CloseWhileDraining, Drain
 from flokraft_core.web.errors import UnexpectedErrorMiddleware, install_error_handlers
 from flokraft_core.web.forwarded import ForwardedClientMiddleware, parse_networks
-from flokraft_core.web.drain import CloseWhileDraining, Drain
 from flokraft_core.web.guard import RequestGuard
 from flokraft_core.web.health import LivenessCheck, PodCheck, health_router
 from flokraft_core.web.rate_limit import RateLimiter

@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from google.api_core import exceptions as gexc
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from flokraft_core.analyses import Fields, list_item_from_document
+from flokraft_core.analyses import Fields, Status, list_item_from_document
 from flokraft_core.analysis_commands import (
     AnalysisBusy,
     AnalysisCommands,
@@ -30,16 +30,18 @@ from flokraft_core.analysis_commands import (
     NewAnalysis,
     QueuedAnalysis,
 )
+from flokraft_core.analysis_lifecycle import AnalysisFinished
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
 from rerun_api.active_cap import too_many_active
-from rerun_api.dependencies import Commands, IdempotencyScope, Publisher, Settings
+from rerun_api.dependencies import Commands, IdempotencyScope, Lifecycle, Publisher, Settings
 from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
 from rerun_api.schemas import (
     AnalysisCreated,
+    CancelAccepted,
     CreateAnalysisRequest,
     RerunAccepted,
     is_file_url,
@@ -280,3 +282,86 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
     if receipt is None or receipt.replay is None:
         raise RuntimeError("the command wrote nothing, yet there is no answer to replay")
     return receipt.replay.response()
+
+
+# --- Cancel and delete (owner or admin) ---------------------------------------------------
+# No Idempotency-Key: both are idempotent by what they do (a repeated cancel answers the
+# cancelled analysis again, a repeated delete 204 or 404) and write nothing on a repeat.
+
+
+@router.post(
+    "/analyses/{analysis_id}/cancel",
+    status_code=200,
+    response_model=CancelAccepted,
+    summary="Stop a queued or running analysis (owner or admin)",
+    responses={
+        200: {
+            "description": "Cancelled (or already was). A running job's worker stops the "
+            "analysis within a few seconds; its result never lands."
+        },
+        **STANDARD_ERRORS,
+        **error_responses(
+            {
+                403: "The token lacks a needed right.",
+                404: "No such analysis (or not the caller's).",
+                409: "Already finished (done or failed, or written by the old backend "
+                "without a status); the current status is in the body.",
+                503: "Firestore is unavailable; retry (a cancel that timed out may have "
+                "landed, and a repeat answers the same).",
+            }
+        ),
+    },
+)
+async def cancel(
+    analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
+) -> CancelAccepted:
+    try:
+        cancelled = await lifecycle.cancel(analysis_id, uid=principal.uid, admin=principal.admin)
+    except AnalysisNotFound as exc:
+        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+    except AnalysisFinished as exc:
+        raise ApiError(
+            409,
+            "already_finished",
+            f"analysis {analysis_id} is already {exc.status}; there is nothing to cancel",
+            extra={"status": exc.status, "generation": exc.generation},
+        ) from exc
+    if cancelled.changed:
+        log.info("analysis_cancelled", analysis_id=analysis_id, generation=cancelled.generation)
+    return CancelAccepted(
+        id=analysis_id,
+        status=Status.CANCELLED,
+        generation=cancelled.generation,
+        cancelled_at=cancelled.cancelled_at,
+    )
+
+
+@router.delete(
+    "/analyses/{analysis_id}",
+    status_code=204,
+    summary="Delete an analysis (owner or admin); its video stays in storage",
+    responses={
+        204: {
+            "description": "Deleted. A running job is stopped and nothing it still writes "
+            "brings the analysis back."
+        },
+        **STANDARD_ERRORS,
+        **error_responses(
+            {
+                403: "The token lacks a needed right.",
+                404: "No such analysis (or not the caller's); a repeated delete answers this.",
+                503: "Firestore is unavailable; retry (a delete that timed out may have "
+                "landed: a 404 on the retry then means it is gone).",
+            }
+        ),
+    },
+)
+async def delete(
+    analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
+) -> Response:
+    try:
+        await lifecycle.delete(analysis_id, uid=principal.uid, admin=principal.admin)
+    except AnalysisNotFound as exc:
+        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+    log.info("analysis_deleted", analysis_id=analysis_id)
+    return Response(status_code=204)
