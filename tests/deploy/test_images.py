@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.processes import env_with_uv
+
 from .conftest import ROOT, SERVICES, env_without_uv_project, run, venv_tool
 
 MODULES = {"query-api": "query_api", "rerun-api": "rerun_api", "analyzer": "analyzer"}
@@ -143,7 +145,7 @@ def test_install_step_reproduced_in_clean_venv(service: str, tmp_path: Path) -> 
     context = tmp_path / "src"
     context.mkdir()
     venv = tmp_path / "venv"
-    env = env_without_uv_project()
+    env = env_with_uv(env_without_uv_project())
     syncs = 0
     for line in build_stage(dockerfile(service).read_text()):
         word, _, rest = expand(line, build_args(service)).partition(" ")

@@ -19,7 +19,7 @@ import pytest
 
 from tests.devstack.test_local_stack import Stack, _start_stack, _stop, _wait_until
 from tests.support.polling import wait_until
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, env_with_uv
 
 README = REPO_ROOT / "README.md"
 
@@ -58,10 +58,9 @@ def _ready(url: str) -> bool:
 
 def test_the_readme_try_it_works_for_a_newcomer(dev_stack: Stack, tmp_path: Path) -> None:
     stack = dev_stack
-    env = {
-        **os.environ,
-        "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{stack.ports['firestore']}",
-    }
+    env = env_with_uv(
+        {**os.environ, "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{stack.ports['firestore']}"}
+    )
     env.pop("PUBSUB_EMULATOR_HOST", None)
     video_dir = tmp_path / "videos"
     video_dir.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,16 @@ from pubsub_emulator.testing import emulator_command, free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIRESTORE_LAUNCHER = REPO_ROOT / "tools" / "firestore-emulator" / "start.mjs"
 LOG_DIR = REPO_ROOT / ".local" / "test-logs"
+
+
+def env_with_uv(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the uv that runs the tests first on PATH, for commands typed as `uv ...`.
+
+    `uv run` names itself in UV; make installs uv into ~/.local/bin when missing, which a
+    fresh machine's PATH may not include, so a bare `uv` in a subprocess would not be found.
+    """
+    uv = env.get("UV") or shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    return {**env, "PATH": os.pathsep.join([str(Path(uv).parent), env.get("PATH", "")])}
 
 
 def wait_for_port(
