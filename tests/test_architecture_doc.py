@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from flokraft_core.analyses import Status
-from flokraft_core.status import TABLE, Move
+from flokraft_core.store.document import Status
+from flokraft_core.store.status_table import TABLE, Move
 from tests.support.processes import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"

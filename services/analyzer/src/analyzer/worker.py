@@ -29,14 +29,14 @@ from analyzer import metrics
 from analyzer.dead_letters import handle_dead_letter
 from analyzer.failures import Failure, FailureKind, attempt_limit, invalid_failure
 from analyzer.job_runner import JobFailed, JobRunner, JobSucceeded, JobSuperseded
+from analyzer.job_store import AnalysisJobStore, ClaimOutcome
 from analyzer.settings import AnalyzerSettings
 from analyzer.sources import source_refusal
-from flokraft_core.analyses import AnalysisType, Fields
-from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
-from flokraft_core.firestore_client import sync_client
-from flokraft_core.jobs import InvalidJobMessage, JobMessage, decode_job
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import reads_labelled
+from flokraft_core.messaging.job_message import InvalidJobMessage, JobMessage, decode_job
+from flokraft_core.store.client import sync_client
+from flokraft_core.store.document import AnalysisType, Fields
+from flokraft_core.store.read_costs import reads_labelled
 
 log = get_logger(__name__)
 
