@@ -71,11 +71,11 @@ seed: install ## write N demo analyses into the running dev stack: make seed n=1
 	  $(UV) run --frozen python -m flokraft_core.dev.demo_data --n "$(or $(n),1000)"
 	@# The demo data is written directly, as the old backend wrote it: give its users markers.
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
-	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
+	  $(UV) run --frozen python -m flokraft_core.store.change_markers backfill
 
 backfill-markers: install ## create change markers for users who have none (documents the old backend wrote)
 	FIRESTORE_EMULATOR_HOST=$${FIRESTORE_EMULATOR_HOST:-127.0.0.1:8080} \
-	  $(UV) run --frozen python -m flokraft_core.change_markers backfill
+	  $(UV) run --frozen python -m flokraft_core.store.change_markers backfill
 
 clients: install ## regenerate clients/: both OpenAPI documents and their TypeScript types
 	$(UV) run --frozen python clients/generate.py

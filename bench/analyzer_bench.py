@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from google.cloud import firestore  # noqa: E402
 
 from analyzer.engine.synthetic import write_dance_video  # noqa: E402
-from flokraft_core.pubsub_topology import apply_topology, load_topology  # noqa: E402
+from flokraft_core.messaging.topology import apply_topology, load_topology  # noqa: E402
 from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
 from tests.support.polling import metric_value  # noqa: E402
 from tests.support.processes import (  # noqa: E402

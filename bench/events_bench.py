@@ -48,7 +48,7 @@ from google.cloud import firestore
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' process and issuer helpers
 
-from flokraft_core.change_markers import bump_marker  # noqa: E402
+from flokraft_core.store.change_markers import bump_marker  # noqa: E402
 from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
 from tests.support.processes import ManagedProcess, firestore_emulator, service  # noqa: E402
 from tests.support.stream_burst import (  # noqa: E402

@@ -69,10 +69,10 @@ import httpx
 import psutil
 from google.cloud import firestore
 
-from flokraft_core.change_markers import backfill_markers, bump_marker
 from flokraft_core.dev import devauth
 from flokraft_core.dev.demo_data import seed_analyses
-from flokraft_core.firestore_client import list_query
+from flokraft_core.store.change_markers import backfill_markers, bump_marker
+from flokraft_core.store.client import list_query
 from pubsub_emulator.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]

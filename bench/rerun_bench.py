@@ -7,7 +7,7 @@ creates and for reruns, each in two arms:
 1. HTTP: `POST /analyses` (each with its own Idempotency-Key, as a client should send)
    and `POST /analyses/{id}/rerun` (without one), 500 each from 10 concurrent users (50
    each, in turn), against the process;
-2. bare: the same command the route runs (flokraft_core.analysis_commands.AnalysisCommands
+2. bare: the same command the route runs (rerun_api.commands.AnalysisCommands
    create/rerun with the active cap, the create with its key's record and derived id,
    then publish_and_clear), called directly, 500 times, 10 concurrently.
 
@@ -43,11 +43,11 @@ import psutil
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analyses import AnalysisType, list_item_from_document
-from flokraft_core.analysis_commands import AnalysisCommands, NewAnalysis, QueuedAnalysis
 from flokraft_core.dev.demo_data import demo_analysis
-from flokraft_core.job_publisher import JobPublisher
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.publisher import JobPublisher
+from flokraft_core.messaging.topology import apply_topology, load_topology
+from flokraft_core.store.document import AnalysisType, list_item_from_document
+from rerun_api.commands import AnalysisCommands, NewAnalysis, QueuedAnalysis
 from rerun_api.idempotency import IdempotencyStore, StoredAnswer, body_hash
 from rerun_api.settings import RerunApiSettings
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
-from flokraft_core.analyses import Status
-from flokraft_core.status import TABLE, Move
+from flokraft_core.store.document import Status
+from flokraft_core.store.status_table import TABLE, Move
 from tests.support.processes import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
@@ -71,3 +72,50 @@ def test_nothing_points_outside_the_repository() -> None:
         in_repo = resolved.is_relative_to(REPO_ROOT) and resolved.exists()
         assert in_repo or (REPO_ROOT / target).exists(), target
     assert not re.search(r"\bseed\b", text, re.IGNORECASE)
+
+
+def _layout_rows() -> dict[str, set[str]]:
+    text = DOC.read_text()
+    section = text[text.index("## Where the code lives") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"^\| `([\w.]+)` \| ([^|]+) \|", line)
+        if match:
+            rows[match[1]] = set(re.findall(r"`(\w+)`", match[2]))
+    return rows
+
+
+def test_the_layout_names_every_module_of_the_library() -> None:
+    """Each package of flokraft_core is a row, and the row lists exactly its modules."""
+    root = REPO_ROOT / "libs" / "flokraft-core" / "src" / "flokraft_core"
+    actual = {}
+    for init in [root / "__init__.py", *root.glob("*/__init__.py")]:
+        package = ".".join(("flokraft_core", *init.parent.relative_to(root).parts))
+        actual[package] = {p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"}
+    assert _layout_rows() == actual
+
+
+def test_every_module_the_docs_name_exists() -> None:
+    """A dotted name of our code (`flokraft_core.store.write_path.stage_write`,
+    `python -m flokraft_core.messaging.topology`) in the README or docs/ resolves: a
+    module, then attributes of it. A move that forgets a page fails here."""
+    pages = [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]
+    pattern = re.compile(r"(?<![\w./-])((?:flokraft_core|query_api|rerun_api|analyzer)(?:\.\w+)+)")
+    missing = []
+    for page in pages:
+        for name in set(pattern.findall(page.read_text())):
+            parts = name.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    found: object = importlib.import_module(".".join(parts[:cut]))
+                except ModuleNotFoundError:
+                    continue
+                for attribute in parts[cut:]:
+                    found = getattr(found, attribute, None)
+                break
+            else:
+                found = None
+            if found is None:
+                missing.append(f"{page.name}: {name}")
+    assert not missing

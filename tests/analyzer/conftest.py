@@ -19,8 +19,8 @@ import pytest
 from google.cloud import firestore, pubsub_v1
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.jobs import job_attributes, new_job
-from flokraft_core.pubsub_topology import (
+from flokraft_core.messaging.job_message import job_attributes, new_job
+from flokraft_core.messaging.topology import (
     DeadLetterPolicy,
     RetryPolicy,
     SubscriptionSpec,

@@ -21,7 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.pubsub_topology import apply_topology
+from flokraft_core.messaging.topology import apply_topology
 
 # The analyzer tests' fast job topology (the production names, short deadlines).
 from tests.analyzer.conftest import fast_topology

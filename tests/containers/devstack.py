@@ -15,7 +15,7 @@ import threading
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]
 
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.topology import apply_topology, load_topology
 from tests.containers.engine import ensure_engine, ensure_images
 from tests.containers.stack import DEV_PORTS, Addresses, running_stack
 from tests.support.auth import running_issuer

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from flokraft_core.jobs import new_job
-from flokraft_core.pubsub_topology import apply_topology
+from flokraft_core.messaging.job_message import new_job
+from flokraft_core.messaging.topology import apply_topology
 from tests.analyzer.conftest import JobWorld, fast_topology
 from tests.containers.conftest import USER
 from tests.containers.engine import SERVICES

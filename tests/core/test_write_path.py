@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from flokraft_core.analysis_commands import AnalysisCommands
-from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
+from analyzer.job_store import AnalysisJobStore, ClaimOutcome
+from rerun_api.commands import AnalysisCommands
 from tests.support.processes import ManagedProcess
 
 COLLECTION = "analyses"

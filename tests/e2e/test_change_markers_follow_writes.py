@@ -16,7 +16,7 @@ import pytest
 from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
+from analyzer.job_store import AnalysisJobStore, ClaimOutcome
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
 from tests.rerun_api.support import apply_pubsub

@@ -20,9 +20,9 @@ import httpx
 from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.job_publisher import JobPublisher
-from flokraft_core.jobs import new_job
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.job_message import new_job
+from flokraft_core.messaging.publisher import JobPublisher
+from flokraft_core.messaging.topology import apply_topology, load_topology
 from flokraft_core.settings import CoreSettings
 from tests.rerun_api.support import seed
 from tests.support.auth import TestIssuer

@@ -24,7 +24,7 @@ import pytest
 from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.pubsub_topology import apply_topology
+from flokraft_core.messaging.topology import apply_topology
 from tests.analyzer.conftest import fast_topology
 from tests.rerun_api.conftest import start_rerun_api
 from tests.support.auth import TestIssuer

@@ -2,7 +2,7 @@
 transactions that read a document and write it are serialised (the later commit is
 aborted and the client retries it), a commit lands whole or not at all, a last-update-time
 precondition is checked, and ArrayUnion/ArrayRemove work on a missing field. The active
-cap (flokraft_core.change_markers' active set) and the idempotent create rely on them; the
+cap (flokraft_core.store.change_markers' active set) and the idempotent create rely on them; the
 package let conflicting transactions both commit, so 10 concurrent creates passed a cap
 of 5."""
 

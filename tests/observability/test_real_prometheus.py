@@ -31,7 +31,7 @@ import pytest
 from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.topology import apply_topology, load_topology
 from flokraft_observability import pictures
 from flokraft_observability.local import (
     LOCAL_NAMESPACE,

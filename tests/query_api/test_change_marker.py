@@ -17,7 +17,7 @@ import httpx
 import pytest
 from google.cloud import firestore as gfirestore
 
-from flokraft_core.change_markers import bump_marker, marker_id
+from flokraft_core.store.change_markers import bump_marker, marker_id
 from tests.query_api.conftest import COLLECTION, QueryApi, Writer, analysis_doc, running_query_api
 from tests.support.auth import TestIssuer
 from tests.support.polling import metric_value, wait_until
@@ -202,7 +202,7 @@ def test_backfill_creates_markers_for_users_who_have_none(
 
     env = {"GOOGLE_CLOUD_PROJECT": api.project, "FIRESTORE_EMULATOR_HOST": firestore.host}
     run = subprocess.run(
-        [sys.executable, "-m", "flokraft_core.change_markers", "backfill"],
+        [sys.executable, "-m", "flokraft_core.store.change_markers", "backfill"],
         env={**env, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

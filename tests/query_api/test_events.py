@@ -14,7 +14,7 @@ import httpx
 import pytest
 from google.cloud import firestore as gfirestore
 
-from flokraft_core.change_markers import bump_marker
+from flokraft_core.store.change_markers import bump_marker
 from tests.query_api.conftest import COLLECTION, QueryApi, analysis_doc, running_query_api
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess

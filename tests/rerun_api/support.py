@@ -10,8 +10,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1
 
-from flokraft_core.jobs import JobMessage, decode_job
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.job_message import JobMessage, decode_job
+from flokraft_core.messaging.topology import apply_topology, load_topology
 
 COLLECTION = "analyses"
 SUBSCRIPTION = "analysis-jobs-analyzer"

@@ -12,8 +12,8 @@ import httpx
 from google.cloud import firestore as gfs
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analysis_writes import stage_write
-from flokraft_core.status import Move
+from flokraft_core.store.status_table import Move
+from flokraft_core.store.write_path import stage_write
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
 from tests.rerun_api.support import apply_pubsub, seed, video_of
 from tests.support.auth import TestIssuer

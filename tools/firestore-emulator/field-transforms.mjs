@@ -7,7 +7,7 @@
 // Its array transforms also only work on a field that already holds an array: ArrayUnion
 // or ArrayRemove on a missing field failed the whole write ("Invalid transform"). Real
 // Firestore treats a missing (or non-array) field as an empty array: a union sets the
-// elements, a removal sets []. The per-user active set (flokraft_core.change_markers)
+// elements, a removal sets []. The per-user active set (flokraft_core.store.change_markers)
 // starts that way.
 import { FirestoreState, FirestoreStateDocument } from '@firestore-emulator/server';
 import { Write } from '@firestore-emulator/proto/dist/google/firestore/v1/write.js';

@@ -9,7 +9,7 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flokraft_core.page_tokens import (
+from flokraft_core.store.page_tokens import (
     InvalidPageToken,
     PageCursor,
     decode_page_token,

@@ -6,8 +6,8 @@ from google.cloud import firestore
 from limits import parse_many
 from pydantic import ValidationError
 
-from flokraft_core.analyses import is_valid_document_id
-from flokraft_core.firestore_client import list_query
+from flokraft_core.store.client import list_query
+from flokraft_core.store.document import is_valid_document_id
 from query_api.settings import QueryApiSettings
 
 

@@ -19,6 +19,9 @@ from typing import Any, Literal, TextIO
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+# What `get_logger(...).bind(...)` gives (the wrapper class `configure` sets), for code
+# that keeps a bound logger in a typed value.
+BoundLog = structlog.stdlib.BoundLogger
 
 
 def use_console(log_format: LogFormat, stream: TextIO) -> bool:

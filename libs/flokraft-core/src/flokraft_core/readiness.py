@@ -30,8 +30,8 @@ from google.cloud import firestore
 from prometheus_client import Counter, Gauge
 
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import count_reads, reads_labelled
 from flokraft_core.settings import CoreSettings
+from flokraft_core.store.read_costs import count_reads, reads_labelled
 
 log = get_logger(__name__)
 

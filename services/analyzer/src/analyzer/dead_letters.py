@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from analyzer.failures import gave_up
-from flokraft_core.analyses import Fields
-from flokraft_core.analysis_jobs import AnalysisJobStore
-from flokraft_core.jobs import InvalidJobMessage, decode_job
+from analyzer.job_store import AnalysisJobStore
 from flokraft_core.logs import get_logger
-from flokraft_core.status import Move
+from flokraft_core.messaging.job_message import InvalidJobMessage, decode_job
+from flokraft_core.store.document import Fields
+from flokraft_core.store.status_table import Move
 
 log = get_logger(__name__)
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -29,14 +30,14 @@ from analyzer import metrics
 from analyzer.dead_letters import handle_dead_letter
 from analyzer.failures import Failure, FailureKind, attempt_limit, invalid_failure
 from analyzer.job_runner import JobFailed, JobRunner, JobSucceeded, JobSuperseded
+from analyzer.job_store import AnalysisJobStore, ClaimOutcome
 from analyzer.settings import AnalyzerSettings
 from analyzer.sources import source_refusal
-from flokraft_core.analyses import AnalysisType, Fields
-from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
-from flokraft_core.firestore_client import sync_client
-from flokraft_core.jobs import InvalidJobMessage, JobMessage, decode_job
-from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import reads_labelled
+from flokraft_core.logs import BoundLog, get_logger
+from flokraft_core.messaging.job_message import InvalidJobMessage, JobMessage, decode_job
+from flokraft_core.store.client import sync_client
+from flokraft_core.store.document import OWNER_FIELD, AnalysisType, Fields
+from flokraft_core.store.read_costs import reads_labelled
 
 log = get_logger(__name__)
 
@@ -47,6 +48,21 @@ _RESUBSCRIBE_SECONDS = 5.0
 class Action(StrEnum):
     ACK = "ack"
     NACK = "nack"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """One claimed job, as everything after the claim needs it."""
+
+    job: JobMessage
+    message: Message
+    # The analysis document as the claim read it.
+    document: dict[str, Any]
+    # The document's attempt count including this claim (what we know when the
+    # subscription has no dead-letter policy to count deliveries).
+    attempts: int
+    # The logger bound to the analysis, generation, trace id and delivery attempt.
+    log: BoundLog
 
 
 def worker_id() -> str:
@@ -244,8 +260,7 @@ class Worker:
         if claim.outcome is not ClaimOutcome.CLAIMED:
             bound.info("job_skipped", reason=claim.outcome.value)
             return Action.ACK, claim.outcome.value
-        data = claim.data or {}
-        return self._run(job, message, data, claim.attempts, bound)
+        return self._run(JobContext(job, message, claim.data or {}, claim.attempts, bound))
 
     def _invalid(self, message: Message, exc: InvalidJobMessage) -> tuple[Action, str]:
         metrics.INVALID_MESSAGES.inc()
@@ -261,25 +276,21 @@ class Worker:
             )
         return Action.ACK, "invalid"
 
-    def _run(
-        self, job: JobMessage, message: Message, data: dict[str, Any], attempts: int, bound: Any
-    ) -> tuple[Action, str]:
+    def _run(self, context: JobContext) -> tuple[Action, str]:
+        job, data, bound = context.job, context.document, context.log
         video_url = data.get(Fields.VIDEO_URL)
         analysis_type = (
             data.get(Fields.ANALYSIS_TYPE) or AnalysisType.COUPLE.value
         )  # the old backend's default
         if not isinstance(video_url, str) or not video_url:
-            failure = invalid_failure("the analysis has no video")
-            return self._failed(job, message, failure, attempts, bound)
+            return self._failed(context, invalid_failure("the analysis has no video"))
         if analysis_type not in set(AnalysisType):
             failure = invalid_failure(f"unknown analysis type {str(analysis_type)[:40]!r}")
-            return self._failed(job, message, failure, attempts, bound)
-        refused = source_refusal(video_url, data.get("user_id"), self.settings)
+            return self._failed(context, failure)
+        refused = source_refusal(video_url, data.get(OWNER_FIELD), self.settings)
         if refused:  # not the owner's upload: nothing is fetched (issue 12)
-            return self._failed(
-                job, message, invalid_failure(f"video_url {refused}"), attempts, bound
-            )
-        bound.info("job_started", attempts=attempts)
+            return self._failed(context, invalid_failure(f"video_url {refused}"))
+        bound.info("job_started", attempts=context.attempts)
 
         def on_progress(value: float) -> bool:
             return self.store.write_progress(job.analysis_id, job.generation, value)
@@ -307,14 +318,13 @@ class Worker:
             return Action.ACK, "superseded"
         assert isinstance(outcome, JobFailed)
         metrics.JOB_DURATION.labels("failed").observe(outcome.seconds)
-        return self._failed(job, message, outcome.failure, attempts, bound)
+        return self._failed(context, outcome.failure)
 
-    def _failed(
-        self, job: JobMessage, message: Message, failure: Failure, attempts: int, bound: Any
-    ) -> tuple[Action, str]:
+    def _failed(self, context: JobContext, failure: Failure) -> tuple[Action, str]:
+        job, bound = context.job, context.log
         # delivery_attempt is set when the subscription has a dead-letter policy; without
         # one the document's own attempt count is the best we know.
-        attempt = message.delivery_attempt or attempts
+        attempt = context.message.delivery_attempt or context.attempts
         if failure.kind is FailureKind.SHUTDOWN:
             self.store.record_failed_attempt(job.analysis_id, job.generation, failure.reason)
             bound.warning("job_interrupted", reason=failure.reason)

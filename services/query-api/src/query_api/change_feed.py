@@ -47,9 +47,9 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.watch import Watch
 
-from flokraft_core.change_markers import CHANGED_AT_FIELD, Marker, marker_from_snapshot
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import count_reads, reads_labelled
+from flokraft_core.store.change_markers import CHANGED_AT_FIELD, Marker, marker_from_snapshot
+from flokraft_core.store.read_costs import count_reads, reads_labelled
 
 log = get_logger(__name__)
 

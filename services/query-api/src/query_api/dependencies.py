@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from flokraft_core.analysis_reads import AnalysisReads
 from flokraft_core.web.state import from_app_state
 from query_api.event_streams import EventHub
 from query_api.list_versions import ListVersions
+from query_api.reads import AnalysisReads
 from query_api.settings import QueryApiSettings
 
 Reads = Annotated[AnalysisReads, Depends(from_app_state("reads", AnalysisReads))]

@@ -31,9 +31,9 @@ from typing import Final
 from prometheus_client import Counter, Gauge
 from sse_starlette.sse import AppStatus
 
-from flokraft_core.analysis_reads import AnalysisReads
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import reads_labelled
+from flokraft_core.store.read_costs import reads_labelled
+from query_api.reads import AnalysisReads
 
 log = get_logger(__name__)
 

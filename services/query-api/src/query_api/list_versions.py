@@ -3,8 +3,8 @@ can vouch for the user (and answering from it is enabled), else one marker read.
 
 from __future__ import annotations
 
-from flokraft_core.analysis_reads import AnalysisReads
 from query_api.change_feed import ChangeFeed
+from query_api.reads import AnalysisReads
 
 
 class ListVersions:

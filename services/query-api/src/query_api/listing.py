@@ -18,10 +18,9 @@ from fastapi import Request, Response
 from prometheus_client import Counter
 from pydantic import TypeAdapter
 
-from flokraft_core.analyses import AnalysisListItem
-from flokraft_core.analysis_reads import AnalysisReads, InvalidCursor, ListFilters
 from flokraft_core.logs import get_logger
-from flokraft_core.page_tokens import (
+from flokraft_core.store.document import AnalysisListItem
+from flokraft_core.store.page_tokens import (
     InvalidPageToken,
     PageCursor,
     decode_page_token,
@@ -31,6 +30,7 @@ from flokraft_core.page_tokens import (
 from flokraft_core.web.errors import ApiError
 from query_api.etag import held_marker_etag, marker_etag, none_match, strong_etag
 from query_api.list_versions import ListVersions
+from query_api.reads import AnalysisReads, InvalidCursor, ListFilters
 from query_api.responses import cache_headers
 from query_api.settings import QueryApiSettings
 

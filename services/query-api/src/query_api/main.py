@@ -7,15 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from flokraft_core.analysis_reads import AnalysisReads
-from flokraft_core.firestore_client import async_client, sync_client
 from flokraft_core.readiness import check_firestore_async
+from flokraft_core.store.client import async_client, sync_client
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve_api
 from query_api.change_feed import ChangeFeed
 from query_api.demo import demo_router
 from query_api.event_streams import EventHub, marker_version
 from query_api.list_versions import ListVersions
+from query_api.reads import AnalysisReads
 from query_api.routers.admin import admin_router
 from query_api.routers.analyses import analyses_router
 from query_api.routers.events import EVENTS_PATH, events_router

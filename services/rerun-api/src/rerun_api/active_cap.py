@@ -1,24 +1,19 @@
-"""A per-user cap on analyses that are queued or running (MAX_ACTIVE_ANALYSES_PER_USER).
+"""The HTTP answer to the per-user cap on queued or running analyses: 429
+`too_many_active`, with Retry-After.
 
-The rate limit bounds requests per minute; this bounds the work one user can have waiting
-for the analyzers at once, so one account cannot fill the queue for everyone.
-
-The cap holds under concurrency: it is checked inside the create or rerun transaction
-against the user's active set, the ids of their queued or running analyses kept on their
-change marker by the one write path (flokraft_core.change_markers,
-flokraft_core.analysis_writes). Every create of one user reads that one document, so
-concurrent creates are serialised on it and the cap is never overshot; every move out of
-queued/running (done, failed, and whatever else leaves them) releases a place in the same
-write. It costs the one document read, no count query. An admin acting on someone else's
-analysis is not held to the owner's cap.
+The rate limit bounds requests per minute; the cap (MAX_ACTIVE_ANALYSES_PER_USER) bounds
+the work one user can have waiting for the analyzers at once. It runs no query of its
+own: the cap is checked in one place, inside the create or rerun transaction
+(rerun_api.commands, `AtActiveCap`), against the owner's active set on their change
+marker (flokraft_core.store.change_markers), which the one write path keeps.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from flokraft_core.analysis_commands import AtActiveCap
 from flokraft_core.web.errors import ApiError
+from rerun_api.commands import AtActiveCap
 
 RETRY_AFTER_SECONDS: Final = 30
 

@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from flokraft_core.analysis_commands import AnalysisCommands
-from flokraft_core.analysis_lifecycle import AnalysisLifecycle
-from flokraft_core.job_publisher import JobPublisher
+from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.web.security import CurrentUser
 from flokraft_core.web.state import from_app_state
+from rerun_api.commands import AnalysisCommands
 from rerun_api.idempotency import AnswerOf, IdempotencyKey, IdempotencyStore, KeyReceipt
+from rerun_api.lifecycle import AnalysisLifecycle
 from rerun_api.settings import RerunApiSettings
 
 Commands = Annotated[AnalysisCommands, Depends(from_app_state("commands", AnalysisCommands))]

@@ -4,7 +4,7 @@ key never acts twice, whatever failed or timed out, and gets the first answer.
 That holds by construction, not by bookkeeping around the write:
 
 - The key's record (the stored answer) is read and written inside the command's own
-  Firestore transaction (a `Receipt` of flokraft_core.analysis_commands), so it lands
+  Firestore transaction (a `Receipt` of rerun_api.commands), so it lands
   exactly when the analysis write does. A commit that timed out but landed left the
   record: the retry replays it. One that did not land left neither: the retry runs again.
   Nothing is ever released on an error, so no error can let a second request through.
@@ -44,10 +44,10 @@ from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from flokraft_core.analyses import utc_now
-from flokraft_core.analysis_commands import QueuedAnalysis
 from flokraft_core.logs import get_logger
+from flokraft_core.store.document import utc_now
 from flokraft_core.web.errors import ApiError
+from rerun_api.commands import QueuedAnalysis
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)
@@ -171,7 +171,7 @@ _RECORD_WRITE_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, Timeout
 
 class KeyReceipt:
     """One request's Idempotency-Key as a `Receipt` of its command: read and written in the
-    command's transaction (flokraft_core.analysis_commands). After the command returned
+    command's transaction (rerun_api.commands). After the command returned
     None, `replay` is the stored answer."""
 
     def __init__(

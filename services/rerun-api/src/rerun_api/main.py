@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from flokraft_core.analysis_commands import AnalysisCommands
-from flokraft_core.analysis_lifecycle import AnalysisLifecycle
-from flokraft_core.firestore_client import async_client
-from flokraft_core.job_publisher import JobPublisher
+from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
+from flokraft_core.store.client import async_client
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve_api
+from rerun_api.commands import AnalysisCommands
 from rerun_api.idempotency import IdempotencyStore
+from rerun_api.lifecycle import AnalysisLifecycle
 from rerun_api.outbox import OutboxReconciler
 from rerun_api.routers import analyses
 from rerun_api.settings import RerunApiSettings, get_settings

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
 
-from flokraft_core.analysis_commands import AnalysisCommands, PendingPublish
-from flokraft_core.job_publisher import JobPublisher, PublishFailed
-from flokraft_core.jobs import new_job
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import reads_labelled
+from flokraft_core.messaging.job_message import new_job
+from flokraft_core.messaging.publisher import JobPublisher, PublishFailed
+from flokraft_core.store.read_costs import reads_labelled
+from rerun_api.commands import AnalysisCommands, PendingPublish
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)

@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
+from flokraft_core.store.document import AnalysisListItem, AnalysisType, Status
 from flokraft_core.video_urls import bound_problem
 
 MAX_URL_LENGTH: Final = 2048

@@ -32,12 +32,12 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge
 
-from flokraft_core.analyses import Status
-from flokraft_core.analysis_commands import AnalysisCommands
-from flokraft_core.analysis_lifecycle import AnalysisLifecycle, SweepOutcome
-from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.logs import get_logger
-from flokraft_core.read_costs import reads_labelled
+from flokraft_core.messaging.publisher import JobPublisher
+from flokraft_core.store.document import Status
+from flokraft_core.store.read_costs import reads_labelled
+from rerun_api.commands import AnalysisCommands
+from rerun_api.lifecycle import AnalysisLifecycle, SweepOutcome
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_core.messaging.topology import apply_topology, load_topology
 
 
 def _wait_for_port(host: str, port: int, timeout: float) -> bool:

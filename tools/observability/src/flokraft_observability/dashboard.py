@@ -37,7 +37,7 @@ UID = "flokraft-overview"
 # to pass yamllint's line length.
 LIST = 'handler="/analyses"'
 RERUN = 'handler="/analyses/{analysis_id}/rerun"'
-# Firestore reads are labelled by route template (flokraft_core.read_costs).
+# Firestore reads are labelled by route template (flokraft_core.store.read_costs).
 LIST_READS = 'route="/analyses"'
 
 

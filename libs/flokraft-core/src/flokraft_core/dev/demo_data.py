@@ -25,7 +25,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from flokraft_core.analyses import OWNER_FIELD, AnalysisType, Fields, Status
+from flokraft_core.store.document import OWNER_FIELD, AnalysisType, Fields, Status
 
 BATCH_SIZE = 200
 DANCE_TYPES = ("salsa", "bachata", "tango", "waltz", "hip-hop", "contemporary", "swing")

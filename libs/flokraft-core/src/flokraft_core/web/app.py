@@ -18,9 +18,9 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from flokraft_core.auth import TokenVerifier
 from flokraft_core.logs import configure_logging
 from flokraft_core.memory import export_memory_limit, log_memory_forever
-from flokraft_core.read_costs import bind_route, set_service
 from flokraft_core.readiness import DependencyMonitor, LoopMonitor
 from flokraft_core.settings import CoreSettings, HttpServiceSettings
+from flokraft_core.store.read_costs import bind_route, set_service
 from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.drain import CloseWhileDraining, Drain
 from flokraft_core.web.errors import UnexpectedErrorMiddleware, install_error_handlers

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator
 
-from flokraft_core.analyses import ANALYSIS_ID_PATTERN, check_analysis_id
+from flokraft_core.store.document import ANALYSIS_ID_PATTERN, check_analysis_id
 
 # An analysis id in a path: the pattern (documented in OpenAPI), then the ids inside it
 # that Firestore refuses. Both answer 422 naming `analysis_id`.

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from flokraft_core.analyses import AnalysisListItem, AnalysisType, Status
-from flokraft_core.analysis_reads import ListFilters
+from flokraft_core.store.document import AnalysisListItem, AnalysisType, Status
 from flokraft_core.web.errors import error_responses
 from flokraft_core.web.security import AdminUser
 from query_api.dependencies import Reads, Settings
 from query_api.listing import page_response
 from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
+from query_api.reads import ListFilters
 from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS
 from query_api.settings import QueryApiSettings
 

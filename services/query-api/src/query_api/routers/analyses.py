@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from flokraft_core.analyses import AnalysisDetail, AnalysisListItem, AnalysisType, Status
-from flokraft_core.analysis_reads import ListFilters
+from flokraft_core.store.document import AnalysisDetail, AnalysisListItem, AnalysisType, Status
 from flokraft_core.web.errors import ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
@@ -16,6 +15,7 @@ from query_api.dependencies import Reads, Settings, Versions
 from query_api.etag import strong_etag
 from query_api.listing import conditional_json, user_page_response
 from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
+from query_api.reads import ListFilters
 from query_api.responses import CACHE_HEADERS, COMMON_RESPONSES, PAGE_HEADERS, cache_headers
 from query_api.settings import QueryApiSettings
 

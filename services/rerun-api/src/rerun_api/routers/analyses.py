@@ -20,8 +20,14 @@ from google.api_core import exceptions as gexc
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from flokraft_core.analyses import Fields, Status, list_item_from_document
-from flokraft_core.analysis_commands import (
+from flokraft_core.logs import get_logger
+from flokraft_core.messaging.publisher import JobPublisher
+from flokraft_core.store.document import Fields, Status, list_item_from_document
+from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
+from flokraft_core.web.params import AnalysisIdPath
+from flokraft_core.web.security import CurrentUser
+from rerun_api.active_cap import too_many_active
+from rerun_api.commands import (
     AnalysisBusy,
     AnalysisCommands,
     AnalysisExists,
@@ -30,15 +36,9 @@ from flokraft_core.analysis_commands import (
     NewAnalysis,
     QueuedAnalysis,
 )
-from flokraft_core.analysis_lifecycle import AnalysisFinished
-from flokraft_core.job_publisher import JobPublisher
-from flokraft_core.logs import get_logger
-from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
-from flokraft_core.web.params import AnalysisIdPath
-from flokraft_core.web.security import CurrentUser
-from rerun_api.active_cap import too_many_active
 from rerun_api.dependencies import Commands, IdempotencyScope, Lifecycle, Publisher, Settings
 from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
+from rerun_api.lifecycle import AnalysisFinished
 from rerun_api.schemas import (
     AnalysisCreated,
     CancelAccepted,

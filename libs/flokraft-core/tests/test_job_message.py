@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from flokraft_core.jobs import (
+from flokraft_core.messaging.job_message import (
     ATTR_SCHEMA_VERSION,
     InvalidJobMessage,
     decode_job,

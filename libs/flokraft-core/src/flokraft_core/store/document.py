@@ -3,7 +3,7 @@ helpers, and tolerant conversion from Firestore.
 
 Documents written by the old Flask backend lack most bookkeeping fields (generation,
 progress, ...) and may hold `timestamp` as a Firestore timestamp or an ISO string; every
-conversion here accepts them. Writes go through flokraft_core.analysis_writes.
+conversion here accepts them. Writes go through flokraft_core.store.write_path.
 """
 
 from __future__ import annotations

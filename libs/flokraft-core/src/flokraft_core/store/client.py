@@ -16,9 +16,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.query import Query
 
-from flokraft_core.analyses import LIST_FIELDS, OWNER_FIELD, Fields
-from flokraft_core.page_tokens import PageCursor
 from flokraft_core.settings import CoreSettings
+from flokraft_core.store.document import LIST_FIELDS, OWNER_FIELD, Fields
+from flokraft_core.store.page_tokens import PageCursor
 
 
 def sync_client(settings: CoreSettings) -> firestore.Client:

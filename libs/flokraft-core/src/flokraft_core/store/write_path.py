@@ -8,12 +8,12 @@ clients (a transaction is a batch that the client commits at the end), so one fu
 serves both.
 
 Here, and only here:
-- the move is checked against the status table (flokraft_core.status.TABLE) and the
+- the move is checked against the status table (flokraft_core.store.status_table.TABLE) and the
   status it leads to is set: no caller writes `status` itself;
 - `updated_at` is stamped;
 - the document's owner and whether a list-visible field (LIST_FIELDS) changed are known,
   and a write that changes one bumps the owner's change marker in the same transaction
-  or batch (flokraft_core.change_markers: what lets an unchanged poll cost one read);
+  or batch (flokraft_core.store.change_markers: what lets an unchanged poll cost one read);
 - a move that changes the status adds the analysis to its owner's active set (on the same
   marker) when the new status is active (queued, running) and removes it otherwise: the
   per-user cap is released by every move out of queued/running without its caller
@@ -30,9 +30,9 @@ from google.cloud.firestore_v1.base_batch import BaseWriteBatch
 from google.cloud.firestore_v1.base_collection import BaseCollectionReference
 from google.cloud.firestore_v1.base_document import BaseDocumentReference
 
-from flokraft_core.analyses import LIST_FIELDS, OWNER_FIELD, Fields, utc_now
-from flokraft_core.change_markers import bump_marker
-from flokraft_core.status import ACTIVE, TABLE, InvalidTransition, Move, parse_status
+from flokraft_core.store.change_markers import bump_marker
+from flokraft_core.store.document import LIST_FIELDS, OWNER_FIELD, Fields, utc_now
+from flokraft_core.store.status_table import ACTIVE, TABLE, InvalidTransition, Move, parse_status
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from flokraft_core.analyses import Status
-from flokraft_core.status import (
+from flokraft_core.store.document import Status
+from flokraft_core.store.status_table import (
     TABLE,
     InvalidTransition,
     Move,

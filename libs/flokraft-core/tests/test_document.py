@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flokraft_core.analyses import (
+from flokraft_core.store.document import (
     LIST_FIELDS,
     detail_from_document,
     list_item_from_document,

@@ -1,7 +1,7 @@
 """The analyzer's Firestore access (sync client): load, claim, progress, complete, fail.
 
 Every state change is one transaction that re-reads the document, decides from what it
-read, and stages its write through flokraft_core.analysis_writes.stage_write (which
+read, and stages its write through flokraft_core.store.write_path.stage_write (which
 checks the move against the status table). Each decision checks the job's generation, so
 a message for an older generation (a rerun happened meanwhile) and a duplicate delivery
 can never overwrite newer state, and a result is written exactly once per generation
@@ -21,10 +21,10 @@ from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.transaction import Transaction
 
-from flokraft_core.analyses import Fields, Status, as_utc, generation_of, utc_now
-from flokraft_core.analysis_writes import stage_write
-from flokraft_core.read_costs import count_reads
-from flokraft_core.status import Move, allows, parse_status
+from flokraft_core.store.document import Fields, Status, as_utc, generation_of, utc_now
+from flokraft_core.store.read_costs import count_reads
+from flokraft_core.store.status_table import Move, allows, parse_status
+from flokraft_core.store.write_path import stage_write
 
 T = TypeVar("T")
 

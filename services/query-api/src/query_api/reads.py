@@ -17,7 +17,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from flokraft_core.analyses import (
+from flokraft_core.store.change_markers import Marker, read_marker
+from flokraft_core.store.client import list_query
+from flokraft_core.store.document import (
     DETAIL_EXTRA_FIELDS,
     LIST_FIELDS,
     OWNER_FIELD,
@@ -28,10 +30,8 @@ from flokraft_core.analyses import (
     is_valid_document_id,
     list_item_from_document,
 )
-from flokraft_core.change_markers import Marker, read_marker
-from flokraft_core.firestore_client import list_query
-from flokraft_core.page_tokens import PageCursor
-from flokraft_core.read_costs import count_query, count_reads
+from flokraft_core.store.page_tokens import PageCursor
+from flokraft_core.store.read_costs import count_query, count_reads
 
 
 class InvalidCursor(ValueError):

@@ -13,7 +13,11 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from flokraft_core.analyses import ANALYSIS_ID_PATTERN, check_analysis_id, is_valid_document_id
+from flokraft_core.store.document import (
+    ANALYSIS_ID_PATTERN,
+    check_analysis_id,
+    is_valid_document_id,
+)
 
 SCHEMA_VERSION: Final = "1"
 ATTR_SCHEMA_VERSION: Final = "schema_version"

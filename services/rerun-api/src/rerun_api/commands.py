@@ -4,10 +4,10 @@ Every write that should end in a job message sets `publish_pending` (the outbox 
 in the same write that changes the analysis, so a lost or failed publish is found again
 by the reconciler (`find_pending_publishes`). The marker is cleared only for the
 generation that was actually published. Every write is staged by
-flokraft_core.analysis_writes.stage_write.
+flokraft_core.store.write_path.stage_write.
 
 Create and rerun each run in one transaction that reads the owner's change marker, whose
-active set (flokraft_core.change_markers) is the per-user cap: two creates of one user
+active set (flokraft_core.store.change_markers) is the per-user cap: two creates of one user
 conflict on that document, so the cap holds under concurrency. The same transaction may
 read and write a `Receipt` (rerun-api's idempotency record), so the record lands exactly
 when the analysis does: a commit that times out but lands leaves both, one that does not
@@ -33,7 +33,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analyses import (
+from flokraft_core.messaging.job_message import JobMessage, new_job
+from flokraft_core.messaging.publisher import JobPublisher, PublishFailed
+from flokraft_core.store.change_markers import ACTIVE_FIELD, active_ids, marker_id
+from flokraft_core.store.document import (
     OWNER_FIELD,
     AnalysisType,
     Fields,
@@ -41,12 +44,9 @@ from flokraft_core.analyses import (
     generation_of,
     utc_now,
 )
-from flokraft_core.analysis_writes import stage_write
-from flokraft_core.change_markers import ACTIVE_FIELD, active_ids, marker_id
-from flokraft_core.job_publisher import JobPublisher, PublishFailed
-from flokraft_core.jobs import JobMessage, new_job
-from flokraft_core.read_costs import count_query, count_reads
-from flokraft_core.status import Move, can_rerun, is_active
+from flokraft_core.store.read_costs import count_query, count_reads
+from flokraft_core.store.status_table import Move, can_rerun, is_active
+from flokraft_core.store.write_path import stage_write
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.cloud.pubsub_v1.publisher.exceptions import PublishToPausedOrderingKeyException
 from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
 
-from flokraft_core.jobs import JobMessage, job_attributes
+from flokraft_core.messaging.job_message import JobMessage, job_attributes
 from flokraft_core.settings import CoreSettings
 
 # The wait outlasts the RPC's own deadline a little, so the RPC's outcome is what we see.

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from flokraft_core.analyses import LIST_FIELDS, Fields, Status
-from flokraft_core.analysis_writes import stage_write
-from flokraft_core.status import TABLE, InvalidTransition, Move
+from flokraft_core.store.document import LIST_FIELDS, Fields, Status
+from flokraft_core.store.status_table import TABLE, InvalidTransition, Move
+from flokraft_core.store.write_path import stage_write
 
 MARKERS = "analysis_feeds"
 

@@ -19,7 +19,7 @@ the analyzer's writes never contend on the marker.
 
 `active` is the user's active set: the ids of their analyses that are queued or running,
 kept by the same writes (a move into an active status adds the id with ArrayUnion, a move
-out of one removes it with ArrayRemove; flokraft_core.analysis_writes decides which).
+out of one removes it with ArrayRemove; flokraft_core.store.write_path decides which).
 rerun-api's create and rerun read the marker inside their transaction and refuse when the
 set is at the cap, so two creates of one user are serialised on this one document: the
 cap holds under concurrency, with no count query. Documents no write of ours moved into an
@@ -42,9 +42,9 @@ from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.base_collection import BaseCollectionReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
-from flokraft_core.firestore_client import sync_client
-from flokraft_core.read_costs import count_reads
 from flokraft_core.settings import CoreSettings
+from flokraft_core.store.client import sync_client
+from flokraft_core.store.read_costs import count_reads
 
 USER_FIELD: Final = "user_id"
 VERSION_FIELD: Final = "version"
@@ -198,7 +198,7 @@ def backfill_markers(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m flokraft_core.change_markers",
+        prog="python -m flokraft_core.store.change_markers",
         description="Per-user change markers behind the list ETag.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flokraft_core.pubsub_topology import DEFAULT_FILE, Topology, load_topology
+from flokraft_core.messaging.topology import DEFAULT_FILE, Topology, load_topology
 
 
 def test_the_shared_definition_matches_the_design() -> None:

@@ -1,5 +1,5 @@
 """The status table: every write to an analysis document names one of these moves, and
-flokraft_core.analysis_writes refuses a move the document's current status does not allow.
+flokraft_core.store.write_path refuses a move the document's current status does not allow.
 
     create                      (no document)            -> queued
     rerun                       done | failed | cancelled | none -> queued
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from flokraft_core.analyses import Status
+from flokraft_core.store.document import Status
 
 
 class Move(StrEnum):
@@ -100,7 +100,7 @@ TABLE: Final[dict[Move, Row]] = {
 
 # Statuses that hold a place in the owner's active set (the per-user cap on work waiting
 # for the analyzers): a move into one adds the analysis there, a move out of them removes
-# it (flokraft_core.analysis_writes.stage_write).
+# it (flokraft_core.store.write_path.stage_write).
 ACTIVE: Final[frozenset[Status]] = frozenset({Status.QUEUED, Status.RUNNING})
 
 # Statuses from which a user may ask for a rerun; queued/running answer 409 instead.

@@ -3,7 +3,7 @@
 The same file is rendered by the helm chart, so the laptop and the cluster cannot drift.
 Idempotent: existing resources are left as they are.
 
-    python -m flokraft_core.pubsub_topology apply [--file PATH] [--project ID]
+    python -m flokraft_core.messaging.topology apply [--file PATH] [--project ID]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_FILE = (
-    Path(__file__).resolve().parents[4] / "helm" / "flokraft" / "files" / "pubsub-topology.yaml"
+    Path(__file__).resolve().parents[5] / "helm" / "flokraft" / "files" / "pubsub-topology.yaml"
 )
 
 

@@ -1,8 +1,8 @@
 """How an analysis ends on the command side: cancel, delete, and the stale-work sweep.
 
-Beside `analysis_commands` (create, rerun, the outbox marker) and on the same AsyncClient:
+Beside `rerun_api.commands` (create, rerun, the outbox marker) and on the same AsyncClient:
 each command is one transaction that reads the document, decides, and stages its write
-through flokraft_core.analysis_writes.stage_write, so the status table decides what is
+through flokraft_core.store.write_path.stage_write, so the status table decides what is
 allowed and the owner's change marker moves with every list-visible change.
 
 - `cancel`: queued or running -> cancelled. The analyzer's next progress write (its lease
@@ -16,7 +16,7 @@ allowed and the owner's change marker moves with every list-visible change.
   new generation, so any message or worker of the lost run is refused as stale, and
   after `max_redispatches` it is abandoned as `failed` with a reason the user can read.
 
-Every call is bounded by `rpc_timeout` like `analysis_commands`.
+Every call is bounded by `rpc_timeout` like `rerun_api.commands`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from typing import Any, Final, TypeVar
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flokraft_core.analyses import (
+from flokraft_core.messaging.job_message import new_job
+from flokraft_core.store.document import (
     OWNER_FIELD,
     Fields,
     Status,
@@ -39,15 +40,14 @@ from flokraft_core.analyses import (
     generation_of,
     utc_now,
 )
-from flokraft_core.analysis_commands import (
+from flokraft_core.store.read_costs import count_query, count_reads
+from flokraft_core.store.status_table import Move, allows, parse_status
+from flokraft_core.store.write_path import stage_write
+from rerun_api.commands import (
     AnalysisNotFound,
     QueuedAnalysis,
     _bounded_transaction,
 )
-from flokraft_core.analysis_writes import stage_write
-from flokraft_core.jobs import new_job
-from flokraft_core.read_costs import count_query, count_reads
-from flokraft_core.status import Move, allows, parse_status
 
 T = TypeVar("T")
 
