@@ -29,7 +29,6 @@ import os
 import random
 import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -48,13 +47,11 @@ from flokraft_core.analysis_commands import AnalysisCommands, NewAnalysis, Queue
 from flokraft_core.dev.demo_data import demo_analysis
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.pubsub_topology import apply_topology, load_topology
+from flokraft_devstack.components import firestore_emulator, pubsub_emulator, service
+from flokraft_devstack.issuer import running_issuer
+from flokraft_devstack.processes import ManagedProcess
 from rerun_api.idempotency import IdempotencyStore, StoredAnswer, body_hash
 from rerun_api.settings import RerunApiSettings
-
-# The test support (emulator and service processes, dev-auth issuer) lives in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.auth import running_issuer
-from tests.support.processes import ManagedProcess, firestore_emulator, pubsub_emulator, service
 
 COLLECTION = "analyses"
 # Every user creates and reruns all their analyses at once here; the cap is still checked

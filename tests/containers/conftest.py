@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from tests.analyzer.conftest import fast_topology
 from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
 from tests.containers.stack import Addresses, Stack, host_port, running_stack
 from tests.support.auth import TestIssuer
-from tests.support.processes import LOG_DIR, ManagedProcess, free_port
+from tests.support.processes import ManagedProcess, storage_emulator
 
 # The user whose analyses the isolation tests create and poll.
 USER = "dancer-1"
@@ -75,25 +74,8 @@ def videos() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def videos_bucket_emulator() -> Iterator[ManagedProcess]:
-    """gcp-storage-emulator (the root dev group) on a free port: the videos' bucket."""
-    port = free_port()
-    emulator = ManagedProcess(
-        name="storage-emulator",
-        command=[
-            sys.executable,
-            "-m",
-            "gcp_storage_emulator",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-        ],
-        env={},
-        port=port,
-        log_path=LOG_DIR / f"storage-{port}.log",
-    ).start(timeout=120)
+    """gcp-storage-emulator on a free port: the videos' bucket."""
+    emulator = storage_emulator().start(timeout=120)
     yield emulator
     emulator.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 
 from google.auth.credentials import AnonymousCredentials
@@ -20,38 +19,15 @@ from tests.containers.engine import ensure_engine, ensure_images
 from tests.containers.stack import DEV_PORTS, Addresses, running_stack
 from tests.support.auth import running_issuer
 from tests.support.processes import (
-    LOG_DIR,
     REPO_ROOT,
-    ManagedProcess,
     firestore_emulator,
-    free_port,
     pubsub_emulator,
+    storage_emulator,
 )
 
 PROJECT = "demo-flokraft"
 BUCKET = "flokraft-videos"
 AUDIENCE = "flokraft-local"
-
-
-def storage_emulator() -> ManagedProcess:
-    port = free_port()
-    return ManagedProcess(
-        name="storage-emulator",
-        command=[
-            sys.executable,
-            "-m",
-            "gcp_storage_emulator",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-        ],
-        env={},
-        port=port,
-        log_path=LOG_DIR / f"storage-{port}.log",
-    )
 
 
 def main() -> None:
