@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.pubsub_v1 import types
@@ -86,7 +87,8 @@ def start_pubsub_emulator(
 def _pubsub_answers(host: str) -> bool:
     request = types.ListTopicsRequest.pb()(project="projects/readiness-check")
     with grpc.insecure_channel(host) as channel:
-        list_topics = channel.unary_unary(
+        # Raw protobuf messages: the proto-plus classes give no static types to name here.
+        list_topics: grpc.UnaryUnaryMultiCallable[Any, Any] = channel.unary_unary(
             "/google.pubsub.v1.Publisher/ListTopics",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=types.ListTopicsResponse.pb().FromString,
