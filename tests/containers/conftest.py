@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[attr-defined]
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.pubsub_topology import apply_topology
@@ -25,7 +23,7 @@ from flokraft_core.pubsub_topology import apply_topology
 # The analyzer tests' fast job topology (the production names, short deadlines).
 from tests.analyzer.conftest import fast_topology
 from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
-from tests.containers.stack import Addresses, Stack, host_port, running_stack
+from tests.containers.stack import Addresses, Stack, host_port, host_side, running_stack
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess, storage_emulator
 
@@ -93,26 +91,14 @@ def addresses(
     # The production topology's names, with a short ack deadline so a job whose worker
     # was killed is redelivered within seconds.
     apply_topology(project, fast_topology())
-    bucket = f"videos-{project}"
-    client = storage.Client(
-        project=project,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": videos_bucket_emulator.url},
-    )
-    client.create_bucket(bucket)
-    for path in videos.rglob("*.mp4"):
-        blob = client.bucket(bucket).blob(path.relative_to(videos).as_posix())
-        blob.upload_from_filename(str(path))
-    client.close()
-    return Addresses(
-        project=project,
-        firestore_host=firestore.host,
-        pubsub_host=pubsub.host,
-        jwks_url=issuer.jwks_url,
-        issuer=issuer.issuer,
-        audience=issuer.audience,
-        storage_url=videos_bucket_emulator.url,
-        bucket=bucket,
+    return host_side(
+        project,
+        f"videos-{project}",
+        firestore=firestore,
+        pubsub=pubsub,
+        storage_emulator=videos_bucket_emulator,
+        issuer=issuer,
+        videos=videos,
     )
 
 
