@@ -22,7 +22,8 @@ Against a query-api running elsewhere (a container with a real memory limit):
 line of FILE (`user<TAB>token`, minted by the issuer that server trusts) and reads RSS
 from the server's /metrics; nothing is started.
 
-    uv run python bench/events_bench.py [--streams 2000] [--rate 10] [--write-seconds 60]
+    uv run --group bench python bench/events_bench.py [--streams 2000] [--rate 10]
+        [--write-seconds 60]
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ this driver) to the other CPUs, closer to production where Firestore runs elsewh
 2-core machine that leaves query-api and the driver one core between them, so neither
 layout models production; docs/benchmarks.md reports both.
 
-    uv run python bench/query_bench.py [--sizes 5000,50000] [--requests 10000]
+    uv run --group bench python bench/query_bench.py [--sizes 5000,50000] [--requests 10000]
         [--requests-large 300] [--concurrency 20] [--json PATH]
 """
 
@@ -614,7 +614,8 @@ def main() -> None:
             }
         )
     )
-    print(f"\nfigures written to {args.json}; plots: uv run python bench/plot_query_bench.py")
+    plots = "uv run --group bench python bench/plot_query_bench.py"
+    print(f"\nfigures written to {args.json}; plots: {plots}")
     if len(results) > 1:
         print("\n### list latency by collection size (same user page, sequential p50)\n")
         for result in results:
