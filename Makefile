@@ -21,6 +21,12 @@ $(UV):
 	$(UV) sync --frozen
 	@touch $@
 
+# One more dependency group (pyproject.toml: browser, deploy, bench) on top of the default
+# ones, for the targets that use it; --inexact keeps the groups installed before it.
+.venv/.synced-%: .venv/.synced
+	$(UV) sync --frozen --inexact --group $*
+	@touch $@
+
 $(FIRESTORE_NODE_MODULES): tools/firestore-emulator/package-lock.json
 	cd tools/firestore-emulator && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -50,10 +56,10 @@ images: ## build flokraft-{query-api,rerun-api,analyzer}:local into the local en
 dev-containers: install $(K8S_TOOLS) images ## the chart's pods in the engine (ports 18001-18003; Ctrl-C stops)
 	$(UV) run --frozen python -m tests.containers.devstack
 
-test: install $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
+test: install .venv/.synced-browser .venv/.synced-deploy $(K8S_TOOLS) ## the whole test-suite (starts its own emulators on free ports)
 	$(UV) run --frozen pytest
 
-test-fast: install ## the tests without the deploy validation
+test-fast: install .venv/.synced-browser ## the tests without the deploy validation
 	$(UV) run --frozen pytest --ignore=tests/deploy
 
 lint: install ## ruff and mypy
@@ -83,11 +89,11 @@ clients: install ## regenerate clients/: both OpenAPI documents and their TypeSc
 render-k8s: $(K8S_TOOLS) ## regenerate k8s/ from the helm chart
 	bash scripts/render-k8s.sh
 
-bench-query: install ## query-api's polls (full, conditional, listener) vs the raw query and the old backend's fixed endpoint (prints numbers, writes plots)
+bench-query: install .venv/.synced-bench ## query-api's polls (full, conditional, listener) vs the raw query and the old backend's fixed endpoint (prints numbers, writes plots)
 	$(UV) run --frozen python bench/query_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_query_bench.py
 
-bench-events: install ## 2,000 event streams opened paced and in a burst: peak RSS against the 256 MiB limit, per-stream memory, idle CPU, write-to-event latency (prints numbers, writes a plot)
+bench-events: install .venv/.synced-bench ## 2,000 event streams opened paced and in a burst: peak RSS against the 256 MiB limit, per-stream memory, idle CPU, write-to-event latency (prints numbers, writes a plot)
 	$(UV) run --frozen python bench/events_bench.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/plot_events_bench.py
 
@@ -104,4 +110,4 @@ bench-pubsub: install ## Pub/Sub emulator throughput and backlog memory
 	$(UV) run --frozen python tools/pubsub-emulator/bench_emulator.py
 
 clean: ## remove local state (emulator data lives in memory only)
-	rm -rf .local .venv/.synced
+	rm -rf .local .venv/.synced .venv/.synced-*

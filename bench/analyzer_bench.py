@@ -26,21 +26,14 @@ from pathlib import Path
 
 import httpx
 import psutil
+from google.cloud import firestore
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from google.cloud import firestore  # noqa: E402
-
-from analyzer.engine.synthetic import write_dance_video  # noqa: E402
-from flokraft_core.messaging.topology import apply_topology, load_topology  # noqa: E402
-from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
-from tests.support.polling import metric_value  # noqa: E402
-from tests.support.processes import (  # noqa: E402
-    firestore_emulator,
-    pubsub_emulator,
-    service,
-)
+from analyzer.engine.synthetic import write_dance_video
+from flokraft_core.messaging.topology import apply_topology, load_topology
+from flokraft_devstack.components import firestore_emulator, pubsub_emulator, service
+from flokraft_devstack.issuer import TestIssuer, running_issuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.settings import REPO_ROOT
 
 SIZE = (1280, 720)
 FPS = 30

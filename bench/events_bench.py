@@ -22,7 +22,8 @@ Against a query-api running elsewhere (a container with a real memory limit):
 line of FILE (`user<TAB>token`, minted by the issuer that server trusts) and reads RSS
 from the server's /metrics; nothing is started.
 
-    uv run python bench/events_bench.py [--streams 2000] [--rate 10] [--write-seconds 60]
+    uv run --group bench python bench/events_bench.py [--streams 2000] [--rate 10]
+        [--write-seconds 60]
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import json
 import os
 import random
 import resource
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -45,18 +45,12 @@ import httpx
 import psutil
 from google.cloud import firestore
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the tests' process and issuer helpers
-
-from flokraft_core.store.change_markers import bump_marker  # noqa: E402
-from tests.support.auth import TestIssuer, running_issuer  # noqa: E402
-from tests.support.processes import ManagedProcess, firestore_emulator, service  # noqa: E402
-from tests.support.stream_burst import (  # noqa: E402
-    PeakSampler,
-    RawStreams,
-    open_streams,
-    rss_reader,
-)
+from flokraft_core.store.change_markers import bump_marker
+from flokraft_devstack.components import firestore_emulator, service
+from flokraft_devstack.issuer import TestIssuer, running_issuer
+from flokraft_devstack.processes import ManagedProcess
+from flokraft_devstack.settings import REPO_ROOT as REPO
+from flokraft_devstack.stream_burst import PeakSampler, RawStreams, open_streams, rss_reader
 
 EVENTS_PATH = "/analyses/events"
 AUDIENCE = "flokraft-bench"

@@ -2,7 +2,7 @@
 latency distribution of the paced run, and query-api's RSS through each run (paced and
 burst opens) against the container limit and the memory alert line.
 
-    uv run python bench/plot_events_bench.py [--json .local/bench-results/events.json]
+    uv run --group bench python bench/plot_events_bench.py [--json .local/bench-results/events.json]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Plots of `make bench-query`'s figures (the JSON it writes), for docs/benchmarks.md.
 
-    uv run python bench/plot_query_bench.py [--json .local/bench-results/query.json]
+    uv run --group bench python bench/plot_query_bench.py [--json .local/bench-results/query.json]
         [--out docs/images]
 
 Three PNGs per collection size: the latency distribution of every arm, the query-api CPU

@@ -40,7 +40,7 @@ this driver) to the other CPUs, closer to production where Firestore runs elsewh
 2-core machine that leaves query-api and the driver one core between them, so neither
 layout models production; docs/benchmarks.md reports both.
 
-    uv run python bench/query_bench.py [--sizes 5000,50000] [--requests 10000]
+    uv run --group bench python bench/query_bench.py [--sizes 5000,50000] [--requests 10000]
         [--requests-large 300] [--concurrency 20] [--json PATH]
 """
 
@@ -54,8 +54,6 @@ import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -73,7 +71,8 @@ from flokraft_core.dev import devauth
 from flokraft_core.dev.demo_data import seed_analyses
 from flokraft_core.store.change_markers import backfill_markers, bump_marker
 from flokraft_core.store.client import list_query
-from pubsub_emulator.testing import free_port
+from flokraft_devstack.components import firestore_emulator, service
+from flokraft_devstack.processes import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "bench-query"
@@ -83,62 +82,14 @@ PAGE = 50
 LOG_DIR = REPO / ".local" / "bench-logs"
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(port)
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=5)
-
-
 DATABASE_CPUS: set[int] = set()  # set by main(): CPUs only the emulator runs on
 OTHER_CPUS: set[int] = set()  # the rest: the services under test and this driver
 
 
-def spawn(name: str, command: list[str], env: dict[str, str], *, database: bool = False) -> Proc:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    cpus = DATABASE_CPUS if database else OTHER_CPUS
-    with (LOG_DIR / f"{name}.log").open("wb") as log:
-        popen = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            start_new_session=True,
-            # Pinned before exec, so every thread the process starts inherits it.
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
-        )
-    return Proc(name, popen)
+def pinned(process: ManagedProcess, *, database: bool = False) -> ManagedProcess:
+    """`process`, to run on the emulator's CPUs or on the others (with --isolate-database)."""
+    process.cpus = DATABASE_CPUS if database else OTHER_CPUS
+    return process
 
 
 @dataclass
@@ -363,22 +314,16 @@ async def with_writer(writer: Writer, arm: Callable[[], Awaitable[ArmResult]]) -
 
 
 async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: int) -> SizeResult:
-    fs_port, qa_port, feed_port, flask_port = free_port(), free_port(), free_port(), free_port()
-    emulator = spawn(
-        f"firestore-{n_docs}",
-        ["node", str(REPO / "tools/firestore-emulator/start.mjs"), "--port", str(fs_port)],
-        {},
-        database=True,
-    )
+    emulator = pinned(firestore_emulator(log_dir=LOG_DIR), database=True)
     procs = [emulator]
     tmp = Path(tempfile.mkdtemp(prefix="query-bench-"))
     key = devauth.load_or_create_key(tmp / "key.pem")
     jwks = devauth.make_server("127.0.0.1", 0, key)
     threading.Thread(target=jwks.serve_forever, daemon=True).start()
-    emulator_host = f"127.0.0.1:{fs_port}"
+    emulator_host = emulator.host
     os.environ["FIRESTORE_EMULATOR_HOST"] = emulator_host
     try:
-        wait_port(fs_port)
+        emulator.start(timeout=30)
         started = time.perf_counter()
         sync_db = firestore.Client(project=PROJECT)
         seed_analyses(sync_db, "analyses", n_docs)
@@ -394,40 +339,44 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
 
         env = {"FIRESTORE_EMULATOR_HOST": emulator_host, "GOOGLE_CLOUD_PROJECT": PROJECT}
         jwks_port = jwks.server_address[1]
-        query_api = spawn(
-            f"query-api-{n_docs}",
-            [sys.executable, "-m", "query_api.main"],
-            query_api_env(env, qa_port, jwks_port),
+        qa_port, feed_port, flask_port = free_port(), free_port(), free_port()
+        qa_env = query_api_env(env, qa_port, jwks_port)
+        feed_env = {**query_api_env(env, feed_port, jwks_port), "LIST_ETAG_FROM_FEED": "true"}
+        query_api = pinned(
+            service(f"query-api-{n_docs}", "query_api.main", qa_env, qa_port, log_dir=LOG_DIR)
         )
-        procs.append(query_api)
-        feed_api = spawn(
-            f"query-api-feed-{n_docs}",
-            [sys.executable, "-m", "query_api.main"],
-            {**query_api_env(env, feed_port, jwks_port), "LIST_ETAG_FROM_FEED": "true"},
+        feed_api = pinned(
+            service(
+                f"query-api-feed-{n_docs}", "query_api.main", feed_env, feed_port, log_dir=LOG_DIR
+            )
         )
-        procs.append(feed_api)
-        flask = spawn(
-            f"old-backend-{n_docs}",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{flask_port}",
-                "--chdir",
-                str(REPO / "bench/old_backend_baseline"),
-                "app:app",
-            ],
-            env,
+        flask = pinned(
+            ManagedProcess(
+                name=f"old-backend-{n_docs}",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    "1",
+                    "-b",
+                    f"127.0.0.1:{flask_port}",
+                    "--chdir",
+                    str(REPO / "bench/old_backend_baseline"),
+                    "app:app",
+                ],
+                env=env,
+                port=flask_port,
+                log_path=LOG_DIR / f"old-backend-{n_docs}-{flask_port}.log",
+                cwd=REPO,
+            )
         )
+        for process in (query_api, feed_api):
+            procs.append(process)
+            process.start(ready_path="/healthz", timeout=60)
         procs.append(flask)
-        qa_url, flask_url = f"http://127.0.0.1:{qa_port}", f"http://127.0.0.1:{flask_port}"
-        feed_url = f"http://127.0.0.1:{feed_port}"
-        wait_http(qa_url + "/healthz")
-        wait_http(feed_url + "/healthz")
-        wait_port(flask_port)
+        flask.start(timeout=30)
+        qa_url, flask_url, feed_url = query_api.url, flask.url, feed_api.url
 
         tokens = {
             u: {
@@ -510,8 +459,8 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             warm = max(200, concurrency * 10) // 10 * 10
             await run_load("warm-up", qa_one, warm, concurrency)
             await run_load("warm-up feed", await conditional(feed_url), warm, concurrency)
-            qa_process = psutil.Process(query_api.popen.pid)
-            feed_process = psutil.Process(feed_api.popen.pid)
+            qa_process = psutil.Process(query_api.pid)
+            feed_process = psutil.Process(feed_api.pid)
             rss_warm = qa_process.memory_info().rss
 
             def qa_reads() -> float:
@@ -543,7 +492,7 @@ async def bench_size(n_docs: int, requests: int, concurrency: int, sequential: i
             arms.append(
                 await with_writer(writer, lambda: measured(polls, feed_process, feed_reads))
             )
-            flask_process = psutil.Process(flask.popen.pid)
+            flask_process = psutil.Process(flask.pid)
             arms.append(await measured(load(OLD, flask_one), flask_process, lambda: old_reads[0]))
             for arm in arms:
                 print(f"[{n_docs}] {arm.name}: {arm.seconds:.0f} s", flush=True)
@@ -665,7 +614,8 @@ def main() -> None:
             }
         )
     )
-    print(f"\nfigures written to {args.json}; plots: uv run python bench/plot_query_bench.py")
+    plots = "uv run --group bench python bench/plot_query_bench.py"
+    print(f"\nfigures written to {args.json}; plots: {plots}")
     if len(results) > 1:
         print("\n### list latency by collection size (same user page, sequential p50)\n")
         for result in results:

@@ -29,7 +29,6 @@ import os
 import random
 import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -47,14 +46,12 @@ from flokraft_core.dev.demo_data import demo_analysis
 from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.messaging.topology import apply_topology, load_topology
 from flokraft_core.store.document import AnalysisType, list_item_from_document
+from flokraft_devstack.components import firestore_emulator, pubsub_emulator, service
+from flokraft_devstack.issuer import running_issuer
+from flokraft_devstack.processes import ManagedProcess
 from rerun_api.commands import AnalysisCommands, NewAnalysis, QueuedAnalysis
 from rerun_api.idempotency import IdempotencyStore, StoredAnswer, body_hash
 from rerun_api.settings import RerunApiSettings
-
-# The test support (emulator and service processes, dev-auth issuer) lives in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.auth import running_issuer
-from tests.support.processes import ManagedProcess, firestore_emulator, pubsub_emulator, service
 
 COLLECTION = "analyses"
 # Every user creates and reruns all their analyses at once here; the cap is still checked

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,8 @@ from flokraft_core.messaging.topology import (
     Topology,
     apply_topology,
 )
-from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, service
+from flokraft_devstack import components
+from tests.support.processes import REPO_ROOT, ManagedProcess, service
 
 # Pub/Sub's minimum; equal to the analyzer's MAX_ATTEMPTS below.
 MAX_ATTEMPTS = 5
@@ -219,15 +219,6 @@ def start_analyzer() -> Iterator[Callable[..., ManagedProcess]]:
 
 @pytest.fixture(scope="session")
 def storage_emulator() -> Iterator[ManagedProcess]:
-    port = free_port()
-    # gcp-storage-emulator is in the root dev group: installed, never fetched at run time.
-    command = [sys.executable, "-m", "gcp_storage_emulator"]
-    emulator = ManagedProcess(
-        name="storage-emulator",
-        command=[*command, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        env={},
-        port=port,
-        log_path=REPO_ROOT / ".local" / "test-logs" / f"storage-{port}.log",
-    ).start(timeout=120)
+    emulator = components.storage_emulator().start(timeout=120)
     yield emulator
     emulator.stop()

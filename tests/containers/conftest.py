@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[attr-defined]
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.messaging.topology import apply_topology
@@ -26,9 +23,9 @@ from flokraft_core.messaging.topology import apply_topology
 # The analyzer tests' fast job topology (the production names, short deadlines).
 from tests.analyzer.conftest import fast_topology
 from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
-from tests.containers.stack import Addresses, Stack, host_port, running_stack
+from tests.containers.stack import Addresses, Stack, host_port, host_side, running_stack
 from tests.support.auth import TestIssuer
-from tests.support.processes import LOG_DIR, ManagedProcess, free_port
+from tests.support.processes import ManagedProcess, storage_emulator
 
 # The user whose analyses the isolation tests create and poll.
 USER = "dancer-1"
@@ -75,25 +72,8 @@ def videos() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def videos_bucket_emulator() -> Iterator[ManagedProcess]:
-    """gcp-storage-emulator (the root dev group) on a free port: the videos' bucket."""
-    port = free_port()
-    emulator = ManagedProcess(
-        name="storage-emulator",
-        command=[
-            sys.executable,
-            "-m",
-            "gcp_storage_emulator",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-        ],
-        env={},
-        port=port,
-        log_path=LOG_DIR / f"storage-{port}.log",
-    ).start(timeout=120)
+    """gcp-storage-emulator on a free port: the videos' bucket."""
+    emulator = storage_emulator().start(timeout=120)
     yield emulator
     emulator.stop()
 
@@ -111,26 +91,14 @@ def addresses(
     # The production topology's names, with a short ack deadline so a job whose worker
     # was killed is redelivered within seconds.
     apply_topology(project, fast_topology())
-    bucket = f"videos-{project}"
-    client = storage.Client(
-        project=project,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": videos_bucket_emulator.url},
-    )
-    client.create_bucket(bucket)
-    for path in videos.rglob("*.mp4"):
-        blob = client.bucket(bucket).blob(path.relative_to(videos).as_posix())
-        blob.upload_from_filename(str(path))
-    client.close()
-    return Addresses(
-        project=project,
-        firestore_host=firestore.host,
-        pubsub_host=pubsub.host,
-        jwks_url=issuer.jwks_url,
-        issuer=issuer.issuer,
-        audience=issuer.audience,
-        storage_url=videos_bucket_emulator.url,
-        bucket=bucket,
+    return host_side(
+        project,
+        f"videos-{project}",
+        firestore=firestore,
+        pubsub=pubsub,
+        storage_emulator=videos_bucket_emulator,
+        issuer=issuer,
+        videos=videos,
     )
 
 

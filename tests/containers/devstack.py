@@ -9,49 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
-
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[attr-defined]
 
 from flokraft_core.messaging.topology import apply_topology, load_topology
 from tests.containers.engine import ensure_engine, ensure_images
-from tests.containers.stack import DEV_PORTS, Addresses, running_stack
+from tests.containers.stack import DEV_PORTS, host_side, running_stack
 from tests.support.auth import running_issuer
 from tests.support.processes import (
-    LOG_DIR,
     REPO_ROOT,
-    ManagedProcess,
     firestore_emulator,
-    free_port,
     pubsub_emulator,
+    storage_emulator,
 )
 
 PROJECT = "demo-flokraft"
 BUCKET = "flokraft-videos"
 AUDIENCE = "flokraft-local"
-
-
-def storage_emulator() -> ManagedProcess:
-    port = free_port()
-    return ManagedProcess(
-        name="storage-emulator",
-        command=[
-            sys.executable,
-            "-m",
-            "gcp_storage_emulator",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-        ],
-        env={},
-        port=port,
-        log_path=LOG_DIR / f"storage-{port}.log",
-    )
 
 
 def main() -> None:
@@ -66,25 +39,16 @@ def main() -> None:
         os.environ["FIRESTORE_EMULATOR_HOST"] = firestore.host
         os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
         apply_topology(PROJECT, load_topology())
-        client = storage.Client(
-            project=PROJECT,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": videos.url},
-        )
-        client.create_bucket(BUCKET)
-        client.close()
         key_dir = REPO_ROOT / ".local" / "dev-containers"
         key_dir.mkdir(parents=True, exist_ok=True)
         issuer = stack.enter_context(running_issuer(key_dir, audience=AUDIENCE))
-        addresses = Addresses(
-            project=PROJECT,
-            firestore_host=firestore.host,
-            pubsub_host=pubsub.host,
-            jwks_url=issuer.jwks_url,
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            storage_url=videos.url,
-            bucket=BUCKET,
+        addresses = host_side(
+            PROJECT,
+            BUCKET,
+            firestore=firestore,
+            pubsub=pubsub,
+            storage_emulator=videos,
+            issuer=issuer,
         )
         pods = stack.enter_context(running_stack(addresses, DEV_PORTS, name_prefix="flokraft-dev"))
         print("\nThe chart's pods, running in the engine (docker ps --filter name=flokraft-dev):")

@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[attr-defined]
 
 from tests.containers.engine import SERVICES
 from tests.containers.pods import Pod, PodSpec, pod_spec, render_chart
+from tests.support.auth import TestIssuer
+from tests.support.processes import ManagedProcess
 
 LOCAL_VALUES = Path(__file__).with_name("values-local.yaml")
 # `make dev-containers`' ports: clear of `make dev` (8001-8003, 8080, 8085, 8090, 9090).
@@ -59,6 +63,40 @@ class Addresses:
 
     def video_url(self, uid: str, name: str) -> str:
         return f"gs://{self.bucket}/{uid}/{name}"
+
+
+def host_side(
+    project: str,
+    bucket: str,
+    *,
+    firestore: ManagedProcess,
+    pubsub: ManagedProcess,
+    storage_emulator: ManagedProcess,
+    issuer: TestIssuer,
+    videos: Path | None = None,
+) -> Addresses:
+    """The videos' bucket created on the running storage emulator (with every
+    `<uid>/<name>.mp4` under `videos` uploaded), and the addresses the pods are given."""
+    client = storage.Client(
+        project=project,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": storage_emulator.url},
+    )
+    client.create_bucket(bucket)
+    for path in videos.rglob("*.mp4") if videos else ():
+        blob = client.bucket(bucket).blob(path.relative_to(videos).as_posix())
+        blob.upload_from_filename(str(path))
+    client.close()
+    return Addresses(
+        project=project,
+        firestore_host=firestore.host,
+        pubsub_host=pubsub.host,
+        jwks_url=issuer.jwks_url,
+        issuer=issuer.issuer,
+        audience=issuer.audience,
+        storage_url=storage_emulator.url,
+        bucket=bucket,
+    )
 
 
 def run_values(

@@ -62,7 +62,7 @@ def venv_tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        pytest.fail(f"{name} is not installed; run `uv sync` (it is in the dev group)")
+        pytest.fail(f"{name} is not installed: `make test` or `uv sync --inexact --group deploy`")
     return found
 
 

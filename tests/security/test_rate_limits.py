@@ -1,6 +1,12 @@
-"""Issue 12, point 9: rate limits an attacker cannot sidestep. A per-IP limit counted
-before the token (401s and 413s included), no X-Forwarded-For believed unless a proxy is
-configured, and Redis shared by replicas, against a real redis-server."""
+"""Rate limits, through real HTTP against running services: the process-level home of
+the rate limit (the limiter library's own unit tests are in libs/flokraft-core/tests).
+
+A per-user budget on query-api's reads and rerun-api's POSTs, with Retry-After; a per-IP
+limit counted before the token (401s and 413s included) that never punishes a signed-in
+user; no X-Forwarded-For believed unless a proxy is configured; one budget shared by
+replicas through Redis, against a real redis-server. How the client address is taken
+behind the load balancer: test_client_address_behind_load_balancer.py; many users behind
+one address: test_users_behind_one_address.py."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import pytest
 
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
-from tests.rerun_api.support import apply_pubsub
+from tests.rerun_api.support import apply_pubsub, video_of
 from tests.support.auth import TestIssuer
 from tests.support.processes import LOG_DIR, ManagedProcess, free_port
 
@@ -30,6 +36,96 @@ def junk_from_four_forwarded_clients(url: str) -> list[int]:
         ).status_code
         for n in range(4)
     ]
+
+
+BODY = {
+    "video_url": video_of("alice"),
+    "dance_type": "salsa",
+    "dancers": ["a"],
+    "analysis_type": "solo",
+}
+
+
+@pytest.fixture
+def limited_api(firestore: ManagedProcess, issuer: TestIssuer) -> Iterator[str]:
+    proc = start_query_api(
+        firestore.host,
+        issuer,
+        f"rl-{uuid.uuid4().hex[:8]}",
+        RATE_LIMIT="3/minute",
+        RATE_LIMIT_PER_IP="3/minute",
+    )
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
+def test_rate_limit_is_per_user_with_retry_after(limited_api: str, issuer: TestIssuer) -> None:
+    alice = issuer.headers("alice")
+    statuses = [
+        httpx.get(limited_api + "/analyses", headers=alice, timeout=10).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 200]
+    over = httpx.get(limited_api + "/analyses", headers=alice, timeout=10)
+    assert over.status_code == 429
+    assert over.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    # Another user has their own budget.
+    bob = httpx.get(limited_api + "/analyses", headers=issuer.headers("bob"), timeout=10)
+    assert bob.status_code == 200
+
+
+def test_failed_auth_is_limited_per_client_ip(limited_api: str, issuer: TestIssuer) -> None:
+    statuses = [
+        httpx.get(limited_api + "/analyses", headers=JUNK, timeout=10).status_code for _ in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    # A real user from the same IP is not punished for someone else's junk.
+    ok = httpx.get(limited_api + "/analyses", headers=issuer.headers("carol"), timeout=10)
+    assert ok.status_code == 200
+
+
+@pytest.fixture
+def limited(
+    firestore: ManagedProcess, pubsub: ManagedProcess, issuer: TestIssuer, project_id: str
+) -> Iterator[httpx.Client]:
+    """rerun-api with the per-user limit of its default (RATE_LIMIT, 10 a minute)."""
+    apply_pubsub(project_id)
+    process = start_rerun_api(project_id, issuer, RATE_LIMIT="10/minute")
+    try:
+        with httpx.Client(base_url=process.url, timeout=15) as http:
+            yield http
+    finally:
+        process.stop()
+
+
+def test_the_eleventh_post_in_a_minute_is_429_for_that_user_only(
+    limited: httpx.Client, issuer: TestIssuer
+) -> None:
+    alice = issuer.headers("alice")
+    statuses = []
+    for i in range(10):
+        if i % 2:
+            response = limited.post("/analyses", json=BODY, headers=alice)
+        else:
+            response = limited.post(f"/analyses/a-{uuid.uuid4().hex[:8]}/rerun", headers=alice)
+        statuses.append(response.status_code)
+    assert 429 not in statuses
+    assert statuses.count(201) == 5
+
+    limited_create = limited.post("/analyses", json=BODY, headers=alice)
+    limited_rerun = limited.post("/analyses/anything/rerun", headers=alice)
+
+    for response in (limited_create, limited_rerun):
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+    bob_body = {**BODY, "video_url": video_of("bob")}
+    assert (
+        limited.post("/analyses", json=bob_body, headers=issuer.headers("bob")).status_code == 201
+    )
 
 
 @pytest.fixture(scope="module")

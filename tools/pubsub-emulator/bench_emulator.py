@@ -17,7 +17,8 @@ from concurrent import futures
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.types import BatchSettings, FlowControl
 
-from pubsub_emulator.testing import RunningEmulator, start_emulator
+from flokraft_devstack.components import start_pubsub_emulator
+from flokraft_devstack.processes import ManagedProcess
 
 
 def rss_mib(pid: int) -> float:
@@ -74,7 +75,7 @@ def measure_throughput(count: int, size: int) -> tuple[float, float]:
     return count / publish_seconds, count / receive_seconds
 
 
-def measure_backlog(emulator: RunningEmulator, count: int, size: int) -> tuple[float, float]:
+def measure_backlog(emulator: ManagedProcess, count: int, size: int) -> tuple[float, float]:
     publisher = pubsub_v1.PublisherClient(
         batch_settings=BatchSettings(max_messages=1000, max_bytes=5_000_000, max_latency=0.05)
     )
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100, help="payload bytes per message")
     args = parser.parse_args()
 
-    emulator = start_emulator()
+    emulator = start_pubsub_emulator()
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
     try:
         publish_rate, receive_rate = measure_throughput(args.messages, args.size)

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
-from pubsub_emulator.testing import RunningEmulator, start_emulator
+from flokraft_devstack.components import start_pubsub_emulator
+from flokraft_devstack.processes import ManagedProcess
 
 PROJECT = "emulator-tests"
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator()
+def emulator() -> Iterator[ManagedProcess]:
+    running = start_pubsub_emulator()
     previous = os.environ.get("PUBSUB_EMULATOR_HOST")
     # The official clients read this when they are constructed.
     os.environ["PUBSUB_EMULATOR_HOST"] = running.host
@@ -30,12 +31,12 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="session")
-def publisher(emulator: RunningEmulator) -> pubsub_v1.PublisherClient:
+def publisher(emulator: ManagedProcess) -> pubsub_v1.PublisherClient:
     return pubsub_v1.PublisherClient()
 
 
 @pytest.fixture(scope="session")
-def subscriber(emulator: RunningEmulator) -> Iterator[pubsub_v1.SubscriberClient]:
+def subscriber(emulator: ManagedProcess) -> Iterator[pubsub_v1.SubscriberClient]:
     client = pubsub_v1.SubscriberClient()
     yield client
     client.close()

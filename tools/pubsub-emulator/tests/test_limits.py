@@ -8,7 +8,8 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
-from pubsub_emulator.testing import RunningEmulator, start_emulator
+from flokraft_devstack.components import start_pubsub_emulator
+from flokraft_devstack.processes import ManagedProcess
 
 from .conftest import unique
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.filterwarnings('ignore:The "api" property:DeprecationWa
 
 
 @pytest.fixture(scope="module")
-def capped() -> Iterator[RunningEmulator]:
-    emulator = start_emulator(
+def capped() -> Iterator[ManagedProcess]:
+    emulator = start_pubsub_emulator(
         extra_args=["--max-backlog-messages", "10", "--max-backlog-bytes", "5000"]
     )
     yield emulator
@@ -30,7 +31,7 @@ def _publish(client: pubsub_v1.PublisherClient, topic: str, data: bytes, count: 
 
 
 def test_backlog_cap_rejects_publish_until_acked(
-    capped: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    capped: ManagedProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", capped.host)
     publisher = pubsub_v1.PublisherClient()
@@ -51,7 +52,7 @@ def test_backlog_cap_rejects_publish_until_acked(
     _publish(publisher, topic, b"m", 10)
 
 
-def test_backlog_byte_cap(capped: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backlog_byte_cap(capped: ManagedProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", capped.host)
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -64,7 +65,7 @@ def test_backlog_byte_cap(capped: RunningEmulator, monkeypatch: pytest.MonkeyPat
 
 
 def test_topic_without_subscriptions_keeps_nothing(
-    capped: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    capped: ManagedProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", capped.host)
     publisher = pubsub_v1.PublisherClient()

@@ -12,14 +12,14 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
-from pubsub_emulator.testing import start_emulator
+from flokraft_devstack.components import start_pubsub_emulator
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly_and_port_is_reusable(
     signum: signal.Signals, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator = start_emulator()
+    emulator = start_pubsub_emulator()
     try:
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
         publisher = pubsub_v1.PublisherClient()
@@ -36,7 +36,7 @@ def test_signal_stops_cleanly_and_port_is_reusable(
         assert time.monotonic() - started < 2.5
         future.cancel()
 
-        restarted = start_emulator(port=emulator.port)
+        restarted = start_pubsub_emulator(port=emulator.port)
         try:
             assert restarted.port == emulator.port
             # In-memory only: the restarted emulator starts empty.

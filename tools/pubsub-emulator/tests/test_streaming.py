@@ -15,7 +15,7 @@ from google.cloud.pubsub_v1.subscriber.message import Message
 from google.cloud.pubsub_v1.types import BatchSettings, FlowControl
 from google.pubsub_v1 import types
 
-from pubsub_emulator.testing import RunningEmulator
+from flokraft_devstack.processes import ManagedProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag:DeprecationWarning")
 
@@ -163,7 +163,7 @@ def test_thousand_messages_through_concurrent_subscribers(
     topic: str,
     make_subscription: Callable[..., str],
     subscribe: Callable[..., None],
-    emulator: RunningEmulator,
+    emulator: ManagedProcess,
 ) -> None:
     subscription = make_subscription(topic)
     acked: set[str] = set()
@@ -250,7 +250,7 @@ def test_stream_flow_control_limits_outstanding_messages(
     publisher: pubsub_v1.PublisherClient,
     topic: str,
     make_subscription: Callable[..., str],
-    emulator: RunningEmulator,
+    emulator: ManagedProcess,
 ) -> None:
     subscription = make_subscription(topic)
     for i in range(10):
@@ -286,7 +286,7 @@ def test_stream_flow_control_limits_outstanding_bytes(
     publisher: pubsub_v1.PublisherClient,
     topic: str,
     make_subscription: Callable[..., str],
-    emulator: RunningEmulator,
+    emulator: ManagedProcess,
 ) -> None:
     subscription = make_subscription(topic)
     for _ in range(5):
@@ -310,7 +310,7 @@ def test_several_streams_share_a_subscription(
     publisher: pubsub_v1.PublisherClient,
     topic: str,
     make_subscription: Callable[..., str],
-    emulator: RunningEmulator,
+    emulator: ManagedProcess,
 ) -> None:
     subscription = make_subscription(topic)
     first_request = types.StreamingPullRequest(
@@ -329,7 +329,7 @@ def test_several_streams_share_a_subscription(
 
 
 def test_stream_ack_deadline_out_of_range_is_invalid(
-    topic: str, make_subscription: Callable[..., str], emulator: RunningEmulator
+    topic: str, make_subscription: Callable[..., str], emulator: ManagedProcess
 ) -> None:
     subscription = make_subscription(topic)
     stream = RawStream(

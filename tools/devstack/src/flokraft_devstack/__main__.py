@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 
 from circus.circusd import main as circusd_main
 
-from flokraft_devstack.stack import StackSettings, circus_config, shared_env
+from flokraft_devstack.processes import port_open
+from flokraft_devstack.settings import StackSettings
+from flokraft_devstack.stack import circus_config, shared_env
 
 
 def _busy_ports(settings: StackSettings) -> list[str]:
-    busy = []
-    for name, port in settings.ports().items():
-        with socket.socket() as sock:
-            if sock.connect_ex((settings.host, port)) == 0:
-                busy.append(f"{name} ({port})")
-    return busy
+    return [
+        f"{name} ({port})"
+        for name, port in settings.ports().items()
+        if port_open(port, settings.host)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

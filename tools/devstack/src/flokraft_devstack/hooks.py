@@ -5,26 +5,15 @@ circus's event loop never waits on it)."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 from typing import Any
 
 from flokraft_core.messaging.topology import apply_topology, load_topology
-
-
-def _wait_for_port(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex((host, port)) == 0:
-                return True
-        time.sleep(0.1)
-    return False
+from flokraft_devstack.processes import port_open, wait_until
 
 
 def _apply_when_ready(host: str, port: int, project: str) -> None:
-    if not _wait_for_port(host, port, 30):
+    if not wait_until(lambda: port_open(port, host), 30, 0.1):
         print(f"[devstack] pubsub emulator not listening on {port}: topology not applied")
         return
     try:

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from typing import TYPE_CHECKING
 
+from flokraft_devstack.settings import Process, StackSettings
 from flokraft_observability.local import Target, command, write_config
-
-if TYPE_CHECKING:
-    from flokraft_devstack.stack import Process, StackSettings
 
 SERVICES = ("query-api", "rerun-api", "analyzer")
 
 
 def prometheus_process(s: StackSettings) -> Process:
-    from flokraft_devstack.stack import Process
-
     binary = shutil.which("prometheus")
     if binary is None:
         raise SystemExit("prometheus is not installed: apt-get install prometheus")

@@ -9,61 +9,16 @@ from __future__ import annotations
 
 import configparser
 import secrets
+import shlex
 import sys
 import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from circus.util import human2bytes
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flokraft_core.logs import use_console
+from flokraft_devstack.components import firestore_command, pubsub_command
 from flokraft_devstack.prometheus import prometheus_process
-
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-
-class StackSettings(BaseSettings):
-    """`make dev` settings: environment variables prefixed DEV_ (e.g. DEV_QUERY_API_PORT)."""
-
-    model_config = SettingsConfigDict(env_prefix="DEV_", frozen=True)
-
-    project: str = "demo-flokraft"
-    host: str = "127.0.0.1"
-    firestore_port: int = 8080
-    pubsub_port: int = 8085
-    devauth_port: int = 8090
-    query_api_port: int = 8001
-    rerun_api_port: int = 8002
-    analyzer_port: int = 8003
-    analyzer_memory_limit: str = Field("2G", description="Limit of the analyzer's whole tree.")
-    prometheus: bool = Field(False, description="Also run Prometheus (make dev-observability).")
-    prometheus_port: int = 9090
-    state_dir: Path = REPO_ROOT / ".local" / "devstack"
-    # auto: readable console lines when `make dev` runs in a terminal, JSON when piped.
-    log_format: Literal["auto", "json", "console"] = "auto"
-
-    def ports(self) -> dict[str, int]:
-        return {
-            "firestore": self.firestore_port,
-            "pubsub": self.pubsub_port,
-            "devauth": self.devauth_port,
-            "query-api": self.query_api_port,
-            "rerun-api": self.rerun_api_port,
-            "analyzer": self.analyzer_port,
-        }
-
-
-@dataclass
-class Process:
-    name: str
-    cmd: str
-    color: str
-    priority: int  # circus starts higher priorities first: the emulators before services
-    env: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
+from flokraft_devstack.settings import REPO_ROOT, Process, StackSettings
 
 
 def shared_env(s: StackSettings) -> dict[str, str]:
@@ -88,13 +43,13 @@ def processes(s: StackSettings) -> list[Process]:
     return [
         Process(
             "firestore",
-            f"node {REPO_ROOT / 'tools/firestore-emulator/start.mjs'} --port {s.firestore_port}",
+            shlex.join(firestore_command(s.firestore_port)),
             "yellow",
             priority=30,
         ),
         Process(
             "pubsub",
-            f"{py} -m pubsub_emulator --host {s.host} --port {s.pubsub_port}",
+            shlex.join(pubsub_command(s.pubsub_port, s.host)),
             "magenta",
             priority=30,
             options={"hooks.after_spawn": "flokraft_devstack.hooks.apply_pubsub_topology"},

@@ -1,6 +1,6 @@
-"""Issue 12, point 6 and issue 23, point 3: a per-user cap on queued-or-running analyses
-(429 with a reason) that holds under concurrency, is released by every move out of
-queued/running, and is never held by work nobody queued through the services."""
+"""A per-user cap on queued-or-running analyses (429 with a reason) that holds under
+concurrency, is released by every move out of queued/running, and is never held by work
+nobody queued through the services."""
 
 from __future__ import annotations
 

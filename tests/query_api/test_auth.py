@@ -1,19 +1,16 @@
-"""Authentication (401 with a reason), rights (403/404) and per-user rate limits (429)."""
+"""Authentication: 401 with a reason, checked before anything else. (Rate limits:
+tests/security/test_rate_limits.py.)"""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from flokraft_core.dev import devauth
-from tests.query_api.conftest import QueryApi, start_query_api
+from tests.query_api.conftest import QueryApi
 from tests.support.auth import TestIssuer as Issuer
-from tests.support.processes import ManagedProcess
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -64,45 +61,3 @@ def test_tampered_signature_is_401(api: QueryApi, issuer: Issuer) -> None:
 def test_auth_is_checked_before_parameters(api: QueryApi) -> None:
     response = httpx.get(api.url + "/analyses", params={"limit": "abc"}, timeout=10)
     assert response.status_code == 401
-
-
-@pytest.fixture
-def limited_api(firestore: ManagedProcess, issuer: Issuer) -> Iterator[str]:
-    proc = start_query_api(
-        firestore.host,
-        issuer,
-        f"rl-{uuid.uuid4().hex[:8]}",
-        RATE_LIMIT="3/minute",
-        RATE_LIMIT_PER_IP="3/minute",
-    )
-    try:
-        yield proc.url
-    finally:
-        proc.stop()
-
-
-def test_rate_limit_is_per_user_with_retry_after(limited_api: str, issuer: Issuer) -> None:
-    alice = issuer.headers("alice")
-    statuses = [
-        httpx.get(limited_api + "/analyses", headers=alice, timeout=10).status_code
-        for _ in range(3)
-    ]
-    assert statuses == [200, 200, 200]
-    over = httpx.get(limited_api + "/analyses", headers=alice, timeout=10)
-    assert over.status_code == 429
-    assert over.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(over.headers["retry-after"]) <= 60
-    # Another user has their own budget.
-    bob = httpx.get(limited_api + "/analyses", headers=issuer.headers("bob"), timeout=10)
-    assert bob.status_code == 200
-
-
-def test_failed_auth_is_limited_per_client_ip(limited_api: str, issuer: Issuer) -> None:
-    statuses = [
-        httpx.get(limited_api + "/analyses", headers=bearer("junk"), timeout=10).status_code
-        for _ in range(4)
-    ]
-    assert statuses == [401, 401, 401, 429]
-    # A real user from the same IP is not punished for someone else's junk.
-    ok = httpx.get(limited_api + "/analyses", headers=issuer.headers("carol"), timeout=10)
-    assert ok.status_code == 200

@@ -1,5 +1,5 @@
-"""Nothing is read before it is allowed, and every malformed credential is a 401 (issue
-12, points 2, 3 and 4), through real HTTP against both running APIs."""
+"""Nothing is read before it is allowed, and every malformed credential is a 401, through
+real HTTP against both running APIs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12, point 5: a hanging JWKS endpoint. The last good keys keep serving while one
+"""A hanging JWKS endpoint does not hold requests. The last good keys keep serving while one
 background refresh runs; keys stale past AUTH_JWKS_STALE_SECONDS are reported (metrics,
 /readyz's `dependencies`) without making the pod unready: the issuer is shared by every
 replica, and the stale keys still verify."""

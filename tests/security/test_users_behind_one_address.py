@@ -1,8 +1,8 @@
-"""Issue 21, point 2: an office NAT is not one client. 200 signed-in users behind one
-address poll every 3 s (as the frontend does) while a bad-token flood comes from the same
-address; with the production limits (120/minute per user, 600 failed requests a minute
-per address) no signed-in user is ever refused, and the flood is. Real HTTP, one running
-query-api; the duration is scaled down to fit a test (12 s of polling)."""
+"""An office NAT is not one client. 200 signed-in users behind one address poll every 3 s
+(as the frontend does) while a bad-token flood comes from the same address; with the
+production limits (120/minute per user, 600 failed requests a minute per address) no
+signed-in user is ever refused, and the flood is. Real HTTP, one running query-api; the
+duration is scaled down to fit a test (12 s of polling)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12, point 7: forged page tokens are a 400, never a 500, through real HTTP."""
+"""Forged page tokens are a 400, never a 500, through real HTTP."""
 
 from __future__ import annotations
 

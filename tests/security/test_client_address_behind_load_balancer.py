@@ -1,8 +1,8 @@
-"""Issue 21, point 1: behind Google's external Application Load Balancer every user is
-their own client. The load balancer connects from its proxy ranges and appends
-`<client>, <its own address>` to X-Forwarded-For; the client is the entry before the
-load balancer's own, whatever the client put in front of it. Real HTTP against a running
-query-api whose trusted proxy is this test (127.0.0.1), with the position prod uses."""
+"""Behind Google's external Application Load Balancer every user is their own client. The
+load balancer connects from its proxy ranges and appends `<client>, <its own address>` to
+X-Forwarded-For; the client is the entry before the load balancer's own, whatever the
+client put in front of it. Real HTTP against a running query-api whose trusted proxy is
+this test (127.0.0.1), with the position prod uses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 12, point 8: someone else's analysis and a missing one answer 404 at the same
-cost, so response times do not tell which ids exist.
+"""Someone else's analysis and a missing one answer 404 at the same cost, so response
+times do not tell which ids exist.
 
 What made the foreign 404 slower was reading the whole document (report included) before
 the owner was checked. Timing on a shared machine is noise-prone, so the test measures the

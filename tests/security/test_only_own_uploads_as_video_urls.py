@@ -1,4 +1,4 @@
-"""Issue 12, point 1, rerun-api's side: a user can only submit the addresses of their own
+"""rerun-api's side of video addresses: a user can only submit the addresses of their own
 uploads. Everything else is a 422 naming `video_url`, in the same answer as every other
 field's problem. Nothing here is fetched: rerun-api only validates."""
 

@@ -1,6 +1,6 @@
-"""Issue 12, point 10: idempotency records carry `expires_at`, and the TTL policy that
-deletes them is deployed as code: the gcloud command and the Config Connector resource in
-docs/deploy.md name the collection and field rerun-api actually writes."""
+"""Idempotency records carry `expires_at`, and the TTL policy that deletes them is
+deployed as code: the gcloud command and the Config Connector resource in docs/deploy.md
+name the collection and field rerun-api actually writes."""
 
 from __future__ import annotations
 

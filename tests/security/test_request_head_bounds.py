@@ -1,7 +1,7 @@
-"""Issue 21, point 6: request heads are bounded in size and in time, through raw sockets
-against a running query-api. h11 alone bounded only an incomplete head: a 70 KB block sent
-at once was accepted, and a connection that sent nothing (or one header line every few
-seconds) was held for as long as it liked."""
+"""Request heads are bounded in size and in time, through raw sockets against a running
+query-api. h11 alone bounded only an incomplete head: a 70 KB block sent at once was
+accepted, and a connection that sent nothing (or one header line every few seconds) was
+held for as long as it liked."""
 
 from __future__ import annotations
 
