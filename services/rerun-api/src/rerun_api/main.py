@@ -15,6 +15,7 @@ from flokraft_core.analysis_lifecycle import AnalysisLifecycle
 from flokraft_core.firestore_client import async_client
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
+from flokraft_core.video_urls import VideoUrlPolicy
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve_api
 from rerun_api.idempotency import IdempotencyStore
@@ -45,6 +46,7 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
         )
         app.state.publisher = JobPublisher(settings)
         app.state.idempotency = IdempotencyStore(app.state.db, settings)
+        app.state.video_url_policy = VideoUrlPolicy.from_settings(settings)
         reconciler = OutboxReconciler(app.state.commands, app.state.publisher, settings)
         outbox_task = asyncio.create_task(reconciler.run_forever(), name="outbox-reconciler")
         sweeper = StaleWorkSweeper(

@@ -22,7 +22,7 @@ A user's or an address's streams beyond their cap get 429, the replica's beyond 
 503, both with Retry-After: the frontend keeps polling meanwhile.
 """
 
-# No `from __future__ import annotations`: FastAPI resolves the route's annotations.
+from __future__ import annotations
 
 import asyncio
 import contextlib
@@ -133,88 +133,86 @@ def _token_seconds_left(user: Principal) -> float:
     return float(exp) - time.time() if isinstance(exp, int | float) else float("inf")
 
 
-def events_router() -> APIRouter:
-    router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"])
 
-    @router.get(
-        EVENTS_PATH,
-        summary="Server-Sent Events: the caller's list changed",
-        response_class=EventSourceResponse,
-        responses={
-            **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
-            200: {
-                "description": "An event stream: `ready`/`changed` events whose id and "
-                "`data.version` are the caller's change-marker version, heartbeat "
-                "comments, and a final `reconnect` event.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            },
-            **error_responses(
-                {
-                    429: "The caller's or the address's streams are at their cap, or a "
-                    "rate limit was hit: keep polling and retry after Retry-After.",
-                    503: "This replica holds its maximum of open streams, or Firestore is "
-                    "unavailable: keep polling and retry after Retry-After.",
-                }
-            ),
+
+@router.get(
+    EVENTS_PATH,
+    summary="Server-Sent Events: the caller's list changed",
+    response_class=EventSourceResponse,
+    responses={
+        **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
+        200: {
+            "description": "An event stream: `ready`/`changed` events whose id and "
+            "`data.version` are the caller's change-marker version, heartbeat "
+            "comments, and a final `reconnect` event.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-    )
-    async def analysis_events(
-        request: Request,
-        user: CurrentUser,
-        reads: Reads,
-        settings: Settings,
-        hub: Hub,
-        last_event_id: Annotated[
-            str | None,
-            Header(
-                alias="Last-Event-ID",
-                pattern=r"^[0-9]{1,18}$",
-                description="The id of the last event received, sent on reconnect.",
-            ),
-        ] = None,
-    ) -> EventSourceResponse:
-        retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}
-        try:
-            subscription = hub.open(user.uid, client_address(request.scope))
-        except StreamsFull as full:
-            if full.cap == "replica":
-                raise ApiError(
-                    503,
-                    "too_many_streams",
-                    "this replica holds its maximum of event streams; keep polling",
-                    headers=retry_after,
-                ) from None
+        **error_responses(
+            {
+                429: "The caller's or the address's streams are at their cap, or a "
+                "rate limit was hit: keep polling and retry after Retry-After.",
+                503: "This replica holds its maximum of open streams, or Firestore is "
+                "unavailable: keep polling and retry after Retry-After.",
+            }
+        ),
+    },
+)
+async def stream_analysis_events(
+    request: Request,
+    user: CurrentUser,
+    reads: Reads,
+    settings: Settings,
+    hub: Hub,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{1,18}$",
+            description="The id of the last event received, sent on reconnect.",
+        ),
+    ] = None,
+) -> EventSourceResponse:
+    retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}
+    try:
+        subscription = hub.open(user.uid, client_address(request.scope))
+    except StreamsFull as full:
+        if full.cap == "replica":
             raise ApiError(
-                429,
+                503,
                 "too_many_streams",
-                f"this {full.cap} holds its maximum of event streams; keep polling",
+                "this replica holds its maximum of event streams; keep polling",
                 headers=retry_after,
             ) from None
-        try:
-            # Registered before the read: a change landing meanwhile is offered to the
-            # subscription too, and the larger version wins.
-            subscription.offer(await marker_version(reads, user.uid))
-        except BaseException:
-            hub.close(subscription)
-            raise
-        return _StreamResponse(
-            hub,
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"this {full.cap} holds its maximum of event streams; keep polling",
+            headers=retry_after,
+        ) from None
+    try:
+        # Registered before the read: a change landing meanwhile is offered to the
+        # subscription too, and the larger version wins.
+        subscription.offer(await marker_version(reads, user.uid))
+    except BaseException:
+        hub.close(subscription)
+        raise
+    return _StreamResponse(
+        hub,
+        subscription,
+        content=_stream(
             subscription,
-            content=_stream(
-                subscription,
-                None if last_event_id is None else int(last_event_id),
-                lifetime_seconds=settings.events_max_lifetime_seconds,
-                token_seconds=_token_seconds_left(user),
-                retry_ms=settings.events_retry_ms,
-            ),
-            ping=settings.events_heartbeat_seconds,
-            sep=_SEP,
-            headers={"Cache-Control": "no-store", "Vary": "Authorization"},
-            # sse-starlette sets this event on SIGTERM and then waits this long before
-            # cancelling; the hub's own watcher has the stream send `reconnect` first.
-            shutdown_event=anyio.Event(),
-            shutdown_grace_period=settings.events_shutdown_grace_seconds,
-            send_timeout=settings.events_send_timeout_seconds,
-        )
-
-    return router
+            None if last_event_id is None else int(last_event_id),
+            lifetime_seconds=settings.events_max_lifetime_seconds,
+            token_seconds=_token_seconds_left(user),
+            retry_ms=settings.events_retry_ms,
+        ),
+        ping=settings.events_heartbeat_seconds,
+        sep=_SEP,
+        headers={"Cache-Control": "no-store", "Vary": "Authorization"},
+        # sse-starlette sets this event on SIGTERM and then waits this long before
+        # cancelling; the hub's own watcher has the stream send `reconnect` first.
+        shutdown_event=anyio.Event(),
+        shutdown_grace_period=settings.events_shutdown_grace_seconds,
+        send_timeout=settings.events_send_timeout_seconds,
+    )

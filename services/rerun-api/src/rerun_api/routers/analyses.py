@@ -10,20 +10,15 @@ outcome is unknown: retried with the same Idempotency-Key, the request can never
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from google.api_core import exceptions as gexc
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from flokraft_core.analyses import Fields, Status, list_item_from_document
 from flokraft_core.analysis_commands import (
     AnalysisBusy,
-    AnalysisCommands,
     AnalysisExists,
     AnalysisNotFound,
     AtActiveCap,
@@ -31,13 +26,19 @@ from flokraft_core.analysis_commands import (
     QueuedAnalysis,
 )
 from flokraft_core.analysis_lifecycle import AnalysisFinished
-from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
 from flokraft_core.web.security import CurrentUser
 from rerun_api.active_cap import too_many_active
-from rerun_api.dependencies import Commands, IdempotencyScope, Lifecycle, Publisher, Settings
+from rerun_api.dependencies import (
+    Commands,
+    IdempotencyScope,
+    Lifecycle,
+    PublishJob,
+    Settings,
+    VideoOwner,
+)
 from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
 from rerun_api.schemas import (
     AnalysisCreated,
@@ -46,18 +47,8 @@ from rerun_api.schemas import (
     RerunAccepted,
     is_file_url,
 )
-from rerun_api.settings import RerunApiSettings
-from rerun_api.video_owner import VideoOwner
 
 log = get_logger(__name__)
-
-PUBLISHES = Counter(
-    "rerun_api_publishes_total",
-    "Job publishes on the request path, by outcome (deferred = left to the outbox).",
-    ["operation", "outcome"],
-)
-# Errors that leave the already committed write in place: the request still succeeds.
-_AFTER_COMMIT_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
 _ERRORS: Final = {
     **STANDARD_ERRORS,
@@ -75,47 +66,6 @@ _ERRORS: Final = {
 }
 
 router = APIRouter(tags=["analyses"])
-
-
-async def _publish(
-    request: Request,
-    commands: AnalysisCommands,
-    publisher: JobPublisher,
-    settings: RerunApiSettings,
-    queued: QueuedAnalysis,
-    operation: str,
-) -> bool:
-    try:
-        published = await commands.publish_and_clear(
-            publisher,
-            queued,
-            trace_id=getattr(request.state, "request_id", None),
-            publish_timeout=settings.publish_timeout_seconds,
-        )
-    except _AFTER_COMMIT_ERRORS as exc:
-        # Published, but the marker could not be cleared: the outbox will send a
-        # duplicate, which the analyzer ignores.
-        log.warning("publish_marker_not_cleared", analysis_id=queued.analysis_id, error=str(exc))
-        published = True
-    PUBLISHES.labels(operation, "confirmed" if published else "deferred").inc()
-    if not published:
-        log.warning(
-            "publish_deferred_to_outbox",
-            analysis_id=queued.analysis_id,
-            generation=queued.generation,
-        )
-    return published
-
-
-async def _job_publishing(
-    request: Request, commands: Commands, publisher: Publisher, settings: Settings
-) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
-    return functools.partial(_publish, request, commands, publisher, settings)
-
-
-# `await publish(queued, operation)`: publishes a committed job now, or leaves it to the
-# outbox; returns whether Pub/Sub confirmed it.
-PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends(_job_publishing)]
 
 
 @router.post(
