@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
@@ -85,6 +86,7 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         title="flokraft query-api",
+        version=version("flokraft-query-api"),
         description="Lists and shows dance analyses; polled by the frontend.",
         # The stream's route first: `/analyses/{analysis_id}` would match "events".
         routers=[

@@ -8,3 +8,13 @@ from typing import Final
 USER_ID_PATTERN: Final = r"^[A-Za-z0-9._:@-]{1,128}$"
 # Our tokens are base64url, well under this length.
 PAGE_TOKEN_MAX_LENGTH: Final = 512
+# What every token this API issues looks like (flokraft_core.page_tokens: payload and
+# signature, base64url, joined by a dot). Documented, not enforced by FastAPI: any other
+# value is a token this API did not issue, answered with the same 400 as a forged one.
+NEXT_PAGE_PATTERN: Final = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+NEXT_PAGE_DESCRIPTION: Final = (
+    "Opaque: the `X-Next-Page-Token` (or the `Link` rel=next) of the previous page of the "
+    "same list, asked by the same caller with the same filters. It is signed by the "
+    "server, so a value it did not issue for this list (forged, edited, another list's) "
+    "answers 400 `invalid_argument` even when it matches the pattern."
+)

@@ -52,6 +52,8 @@ from rerun_api.settings import RerunApiSettings
 log = get_logger(__name__)
 
 HEADER: Final = "Idempotency-Key"
+# Set on a stored answer sent again.
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
 MAX_KEY_LENGTH: Final = 255
 # Visible ASCII and inner spaces: what survives every proxy unchanged.
 KEY_REGEX: Final = r"^[!-~](?:[ -~]*[!-~])?$"
@@ -74,7 +76,7 @@ class StoredAnswer:
         return JSONResponse(
             self.body,
             status_code=self.status,
-            headers={**self.headers, "Idempotent-Replayed": "true"},
+            headers={**self.headers, REPLAYED_HEADER: "true"},
         )
 
 

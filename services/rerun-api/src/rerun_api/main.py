@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
@@ -74,6 +75,7 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="flokraft rerun-api",
+        version=version("flokraft-rerun-api"),
         description="Creates, reruns, cancels and deletes dance analyses; the work goes to "
         "the analyzer.",
         routers=[analyses.router],

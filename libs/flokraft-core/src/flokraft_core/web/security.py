@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flokraft_core.auth import AuthError, AuthUnavailable, Principal, TokenVerifier
-from flokraft_core.web.errors import ApiError
+from flokraft_core.web.errors import ApiError, unavailable
 from flokraft_core.web.rate_limit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False, description="Firebase ID token (dev-auth locally)")
@@ -69,7 +69,7 @@ def authenticate(token: str | None, verifier: TokenVerifier, limiter: RateLimite
     except AuthError as exc:
         raise unauthenticated(exc.reason) from exc
     except AuthUnavailable as exc:
-        raise ApiError(503, "unavailable", "token keys are unavailable; try again shortly") from exc
+        raise unavailable("token keys are unavailable; try again shortly") from exc
     limiter.hit(f"user:{principal.uid}")
     return principal
 

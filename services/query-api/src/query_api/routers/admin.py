@@ -12,8 +12,13 @@ from flokraft_core.web.errors import error_responses
 from flokraft_core.web.security import AdminUser
 from query_api.dependencies import PageSize, PageTokenKey, Reads, Settings
 from query_api.listing import page_response
-from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
-from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS
+from query_api.params import (
+    NEXT_PAGE_DESCRIPTION,
+    NEXT_PAGE_PATTERN,
+    PAGE_TOKEN_MAX_LENGTH,
+    USER_ID_PATTERN,
+)
+from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS, next_page_link
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -24,10 +29,14 @@ router = APIRouter(prefix="/admin", tags=["admin"])
     summary="All analyses, newest first, one page (admin)",
     responses={
         **COMMON_RESPONSES,
-        200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
+        200: {
+            "description": "One page of list rows.",
+            "headers": PAGE_HEADERS,
+            "links": next_page_link("listAllAnalyses"),
+        },
         **error_responses(
             {
-                400: "page_token is not one we issued.",
+                400: "page_token is not one this API issued for this list.",
                 403: "The token has no admin claim.",
             }
         ),
@@ -43,7 +52,14 @@ async def list_all_analyses(
     user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
     status: Status | None = None,
     analysis_type: AnalysisType | None = None,
-    page_token: Annotated[str | None, Query(max_length=PAGE_TOKEN_MAX_LENGTH)] = None,
+    page_token: Annotated[
+        str | None,
+        Query(
+            max_length=PAGE_TOKEN_MAX_LENGTH,
+            description=NEXT_PAGE_DESCRIPTION,
+            json_schema_extra={"pattern": NEXT_PAGE_PATTERN},
+        ),
+    ] = None,
 ) -> Response:
     filters = ListFilters(
         user_id=user_id,

@@ -14,8 +14,19 @@ from flokraft_core.web.security import CurrentUser
 from query_api.dependencies import PageSize, PageTokenKey, Reads, Settings, Versions
 from query_api.etag import strong_etag
 from query_api.listing import conditional_json, user_page_response
-from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
-from query_api.responses import CACHE_HEADERS, COMMON_RESPONSES, PAGE_HEADERS, cache_headers
+from query_api.params import (
+    NEXT_PAGE_DESCRIPTION,
+    NEXT_PAGE_PATTERN,
+    PAGE_TOKEN_MAX_LENGTH,
+    USER_ID_PATTERN,
+)
+from query_api.responses import (
+    CACHE_HEADERS,
+    COMMON_RESPONSES,
+    PAGE_HEADERS,
+    cache_headers,
+    next_page_link,
+)
 
 _NOT_FOUND = "no analysis with this id"
 
@@ -28,10 +39,14 @@ router = APIRouter(prefix="/analyses", tags=["analyses"])
     summary="The caller's analyses, newest first, one page",
     responses={
         **COMMON_RESPONSES,
-        200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
+        200: {
+            "description": "One page of list rows.",
+            "headers": PAGE_HEADERS,
+            "links": next_page_link("listAnalyses"),
+        },
         **error_responses(
             {
-                400: "page_token is not one we issued.",
+                400: "page_token is not one this API issued for this list.",
                 403: "user_id names another user.",
             }
         ),
@@ -53,7 +68,11 @@ async def list_analyses(
     status: Status | None = None,
     page_token: Annotated[
         str | None,
-        Query(max_length=PAGE_TOKEN_MAX_LENGTH, description="From X-Next-Page-Token."),
+        Query(
+            max_length=PAGE_TOKEN_MAX_LENGTH,
+            description=NEXT_PAGE_DESCRIPTION,
+            json_schema_extra={"pattern": NEXT_PAGE_PATTERN},
+        ),
     ] = None,
 ) -> Response:
     owner = user.uid if user_id is None else user_id

@@ -30,7 +30,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import anyio
 from fastapi import APIRouter, Header, Request
@@ -57,6 +57,60 @@ EVENTS_PATH = "/analyses/events"
 _LIFETIME_JITTER = 0.1
 # Lines end in LF, in events and heartbeats alike (the spec allows CRLF, LF or CR).
 _SEP = "\n"
+
+
+# One event of the stream, as OpenAPI 3.1 describes a text/event-stream body (`schema`
+# is each event; its `data` is JSON, described by contentSchema). Heartbeats are SSE
+# comments, not events.
+_VERSION_DATA: Final = {
+    "type": "string",
+    "contentMediaType": "application/json",
+    "contentSchema": {
+        "type": "object",
+        "properties": {"version": {"type": "integer", "minimum": 0}},
+        "required": ["version"],
+    },
+}
+_RETRY: Final = {"type": "integer", "minimum": 0, "description": "Reconnection delay, ms."}
+STREAM_EVENT_SCHEMA: Final = {
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "`ready` opens the stream (with `retry`); `changed` says the "
+            "list moved (on connect too, when Last-Event-ID is behind).",
+            "properties": {
+                "event": {"type": "string", "enum": ["ready", "changed"]},
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "retry": _RETRY,
+                "data": _VERSION_DATA,
+            },
+            "required": ["event", "id", "data"],
+        },
+        {
+            "type": "object",
+            "description": "The last event: reconnect (with a fresh token after `token_expired`).",
+            "properties": {
+                "event": {"type": "string", "const": "reconnect"},
+                "retry": _RETRY,
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "type": "object",
+                        "properties": {
+                            "reason": {
+                                "type": "string",
+                                "enum": ["lifetime", "token_expired", "shutdown"],
+                            }
+                        },
+                        "required": ["reason"],
+                    },
+                },
+            },
+            "required": ["event", "data"],
+        },
+    ]
+}
 
 
 def _event(
@@ -144,9 +198,12 @@ router = APIRouter(tags=["events"])
         **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
         200: {
             "description": "An event stream: `ready`/`changed` events whose id and "
-            "`data.version` are the caller's change-marker version, heartbeat "
-            "comments, and a final `reconnect` event.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "`data.version` are the caller's change-marker version, heartbeat comments, "
+            "and a final `reconnect` event.",
+            "headers": {
+                "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
+            },
+            "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
         },
         **error_responses(
             {

@@ -39,7 +39,7 @@ from rerun_api.dependencies import (
     Settings,
     VideoOwner,
 )
-from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
+from rerun_api.idempotency import REPLAYED_HEADER, KeyReceipt, StoredAnswer, body_hash, mismatch
 from rerun_api.schemas import (
     AnalysisCreated,
     CancelAccepted,
@@ -65,6 +65,20 @@ _ERRORS: Final = {
     ),
 }
 
+# The headers of a create's 201 and a rerun's 202.
+ACCEPTED_HEADERS: Final = {
+    "Location": {
+        "description": "The analysis: `/analyses/{id}` (query-api serves it).",
+        "schema": {"type": "string"},
+        "required": True,
+    },
+    REPLAYED_HEADER: {
+        "description": "`true` when the answer is the stored one of an earlier request "
+        "with the same Idempotency-Key.",
+        "schema": {"type": "string", "const": "true"},
+    },
+}
+
 router = APIRouter(tags=["analyses"])
 
 
@@ -76,7 +90,8 @@ router = APIRouter(tags=["analyses"])
     responses={
         201: {
             "description": "Queued; `Location` points at the analysis. A retry with the "
-            "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+            "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`).",
+            "headers": ACCEPTED_HEADERS,
         },
         **_ERRORS,
         **error_responses(
@@ -84,7 +99,7 @@ router = APIRouter(tags=["analyses"])
         ),
     },
 )
-async def create(
+async def create_analysis(
     principal: VideoOwner,
     body: CreateAnalysisRequest,
     once: IdempotencyScope,
@@ -164,7 +179,8 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
     responses={
         202: {
             "description": "Queued with a new generation. A retry with the same "
-            "Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+            "Idempotency-Key gets the same answer (`Idempotent-Replayed: true`).",
+            "headers": ACCEPTED_HEADERS,
         },
         **_ERRORS,
         **error_responses(
@@ -177,7 +193,7 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
         ),
     },
 )
-async def rerun(
+async def rerun_analysis(
     analysis_id: AnalysisIdPath,
     principal: CurrentUser,
     once: IdempotencyScope,
@@ -262,7 +278,7 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
         ),
     },
 )
-async def cancel(
+async def cancel_analysis(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> CancelAccepted:
     try:
@@ -306,7 +322,7 @@ async def cancel(
         ),
     },
 )
-async def delete(
+async def delete_analysis(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> Response:
     try:
