@@ -89,3 +89,13 @@ def test_the_page_token_says_what_it_is() -> None:
     assert "400" in token["description"]
     link = listing["responses"]["200"]["links"]["next"]
     assert link["parameters"]["page_token"] == "$response.header.X-Next-Page-Token"
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_optional_headers_are_strings_never_null(name: str) -> None:
+    # A header is absent or a string: a null branch makes clients and fuzzers send `null`.
+    for key, operation in _operations(_document(name)).items():
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header":
+                assert parameter["schema"]["type"] == "string", (key, parameter)
+                assert "anyOf" not in parameter["schema"], (key, parameter)

@@ -200,7 +200,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description The id of the last event received, sent on reconnect. */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;

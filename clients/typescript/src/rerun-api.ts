@@ -231,7 +231,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -340,7 +340,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path: {
                 analysis_id: string;

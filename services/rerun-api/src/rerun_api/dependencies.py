@@ -20,6 +20,7 @@ from flokraft_core.analysis_lifecycle import AnalysisLifecycle
 from flokraft_core.auth import Principal
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.video_urls import VideoUrlPolicy, bind_owner
+from flokraft_core.web.params import optional_header
 from flokraft_core.web.security import CurrentUser
 from flokraft_core.web.state import from_app_state
 from rerun_api.idempotency import (
@@ -65,10 +66,10 @@ async def idempotency_key(
             description="Makes a retried POST return the first answer instead of acting "
             "twice, whatever the first one's outcome (per user; a create's key stays bound "
             "to its analysis, a stored answer is replayed for 24 h).",
-            # Documented, not enforced by FastAPI: `validate_key` answers with our own
-            # 422 naming the header.
-            json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_REGEX},
         ),
+        # Documented, not enforced by FastAPI: `validate_key` answers with our own 422
+        # naming the header.
+        optional_header(minLength=1, maxLength=MAX_KEY_LENGTH, pattern=KEY_REGEX),
     ] = None,
 ) -> str | None:
     return None if value is None else validate_key(value)

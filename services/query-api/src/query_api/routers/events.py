@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from flokraft_core.auth import Principal
 from flokraft_core.web.errors import ApiError, error_responses
 from flokraft_core.web.guard import client_address
+from flokraft_core.web.params import optional_header
 from flokraft_core.web.security import CurrentUser
 from query_api.dependencies import Hub, Reads, Settings
 from query_api.event_streams import (
@@ -228,6 +229,7 @@ async def stream_analysis_events(
             pattern=r"^[0-9]{1,18}$",
             description="The id of the last event received, sent on reconnect.",
         ),
+        optional_header(pattern=r"^[0-9]{1,18}$"),
     ] = None,
 ) -> EventSourceResponse:
     retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}

@@ -79,6 +79,21 @@ ACCEPTED_HEADERS: Final = {
     },
 }
 
+# What a client can do next with the analysis a create answered (OpenAPI links: generators
+# and stateful fuzzers follow them).
+CREATED_LINKS: Final = {
+    name: {
+        "operationId": name,
+        "parameters": {"analysis_id": "$response.body#/id"},
+        "description": description,
+    }
+    for name, description in (
+        ("rerunAnalysis", "Run the new analysis again."),
+        ("cancelAnalysis", "Stop it."),
+        ("deleteAnalysis", "Delete it."),
+    )
+}
+
 router = APIRouter(tags=["analyses"])
 
 
@@ -92,6 +107,7 @@ router = APIRouter(tags=["analyses"])
             "description": "Queued; `Location` points at the analysis. A retry with the "
             "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`).",
             "headers": ACCEPTED_HEADERS,
+            "links": CREATED_LINKS,
         },
         **_ERRORS,
         **error_responses(
