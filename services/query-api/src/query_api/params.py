@@ -1,8 +1,11 @@
-"""Patterns of query-api's own parameters (the analysis id is core's: flokraft_core.web.params)."""
+"""query-api's own parameters: their patterns and the page token (the analysis id is
+core's: flokraft_core.web.params)."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
+
+from fastapi import Query
 
 # Firebase uids are 28 alphanumerics; allow the few separators other issuers use.
 USER_ID_PATTERN: Final = r"^[A-Za-z0-9._:@-]{1,128}$"
@@ -18,3 +21,13 @@ NEXT_PAGE_DESCRIPTION: Final = (
     "server, so a value it did not issue for this list (forged, edited, another list's) "
     "answers 400 `invalid_argument` even when it matches the pattern."
 )
+
+# `page_token` of both list routes.
+PageToken = Annotated[
+    str | None,
+    Query(
+        max_length=PAGE_TOKEN_MAX_LENGTH,
+        description=NEXT_PAGE_DESCRIPTION,
+        json_schema_extra={"pattern": NEXT_PAGE_PATTERN},
+    ),
+]

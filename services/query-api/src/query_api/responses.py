@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flokraft_core.web.errors import STANDARD_ERRORS
+from flokraft_core.web.errors import STANDARD_ERRORS, error_responses
 from query_api.params import NEXT_PAGE_PATTERN
 
 CACHE_CONTROL = "private, no-cache"
@@ -59,6 +59,21 @@ def next_page_link(operation_id: str) -> dict[str, Any]:
             "parameters": {"page_token": "$response.header.X-Next-Page-Token"},
             "description": "The next page of the same list (same filters and limit).",
         }
+    }
+
+
+def page_responses(operation_id: str, forbidden: str) -> dict[int | str, dict[str, Any]]:
+    """The answers of a list route (`forbidden`: when it answers 403)."""
+    return {
+        **COMMON_RESPONSES,
+        200: {
+            "description": "One page of list rows.",
+            "headers": PAGE_HEADERS,
+            "links": next_page_link(operation_id),
+        },
+        **error_responses(
+            {400: "page_token is not one this API issued for this list.", 403: forbidden}
+        ),
     }
 
 

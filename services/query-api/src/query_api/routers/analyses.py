@@ -14,19 +14,8 @@ from flokraft_core.web.security import CurrentUser
 from query_api.dependencies import PageSize, PageTokenKey, Reads, Settings, Versions
 from query_api.etag import strong_etag
 from query_api.listing import conditional_json, user_page_response
-from query_api.params import (
-    NEXT_PAGE_DESCRIPTION,
-    NEXT_PAGE_PATTERN,
-    PAGE_TOKEN_MAX_LENGTH,
-    USER_ID_PATTERN,
-)
-from query_api.responses import (
-    CACHE_HEADERS,
-    COMMON_RESPONSES,
-    PAGE_HEADERS,
-    cache_headers,
-    next_page_link,
-)
+from query_api.params import USER_ID_PATTERN, PageToken
+from query_api.responses import CACHE_HEADERS, COMMON_RESPONSES, cache_headers, page_responses
 
 _NOT_FOUND = "no analysis with this id"
 
@@ -37,20 +26,7 @@ router = APIRouter(prefix="/analyses", tags=["analyses"])
     "",
     response_model=list[AnalysisListItem],
     summary="The caller's analyses, newest first, one page",
-    responses={
-        **COMMON_RESPONSES,
-        200: {
-            "description": "One page of list rows.",
-            "headers": PAGE_HEADERS,
-            "links": next_page_link("listAnalyses"),
-        },
-        **error_responses(
-            {
-                400: "page_token is not one this API issued for this list.",
-                403: "user_id names another user.",
-            }
-        ),
-    },
+    responses=page_responses("listAnalyses", "user_id names another user."),
 )
 async def list_analyses(
     request: Request,
@@ -66,14 +42,7 @@ async def list_analyses(
         Query(pattern=USER_ID_PATTERN, description="Defaults to the caller; admin only."),
     ] = None,
     status: Status | None = None,
-    page_token: Annotated[
-        str | None,
-        Query(
-            max_length=PAGE_TOKEN_MAX_LENGTH,
-            description=NEXT_PAGE_DESCRIPTION,
-            json_schema_extra={"pattern": NEXT_PAGE_PATTERN},
-        ),
-    ] = None,
+    page_token: PageToken = None,
 ) -> Response:
     owner = user.uid if user_id is None else user_id
     if owner != user.uid and not user.admin:
