@@ -24,6 +24,10 @@ from tests.support.processes import ManagedProcess
 FEEDS = "analysis_feeds"
 
 
+# No page token is read or made here (every page fits); the key is only passed along.
+KEY = b"change-feed-test-key"
+
+
 def change(db: gfirestore.Client, owner: str, doc_id: str, fields: dict[str, Any]) -> None:
     batch = db.batch()
     batch.set(db.collection(COLLECTION).document(doc_id), fields, merge=True)
@@ -79,7 +83,7 @@ def test_a_write_between_the_marker_read_and_the_page_read_shows_on_the_next_pol
         )
         racing = WriteLandsAfterTheMarkerRead(reads, None, trust_feed=False)
         first = await user_page_response(
-            request(), reads, racing, settings, filters, limit=50, page_token=None
+            request(), reads, racing, settings, KEY, filters, limit=50, page_token=None
         )
         # The page already holds the write, but is tagged with the version before it...
         assert b'"status":"failed"' in first.body
@@ -88,7 +92,7 @@ def test_a_write_between_the_marker_read_and_the_page_read_shows_on_the_next_pol
         # ...so the following poll is a 200, never a 304 that would freeze a stale page.
         plain = ListVersions(reads, None, trust_feed=False)
         following = await user_page_response(
-            request(etag), reads, plain, settings, filters, limit=50, page_token=None
+            request(etag), reads, plain, settings, KEY, filters, limit=50, page_token=None
         )
         assert following.status_code == 200
         assert following.headers["etag"].startswith('W/"m2.')
@@ -97,6 +101,7 @@ def test_a_write_between_the_marker_read_and_the_page_read_shows_on_the_next_pol
             reads,
             plain,
             settings,
+            KEY,
             filters,
             limit=50,
             page_token=None,

@@ -23,3 +23,5 @@ export type RerunAccepted = RerunSchemas["RerunAccepted"];
 export type CancelAccepted = RerunSchemas["CancelAccepted"];
 /** Every 4xx/503 body of both APIs: `{ error: { code, message, param?, request_id? } }`. */
 export type ApiError = QuerySchemas["ErrorBody"] | RerunSchemas["ErrorBody"];
+/** `error.code` of every error body: one of the codes either API answers. */
+export type ErrorCode = QuerySchemas["ErrorCode"];

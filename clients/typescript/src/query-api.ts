@@ -12,7 +12,7 @@ export interface paths {
             cookie?: never;
         };
         /** Server-Sent Events: the caller's list changed */
-        get: operations["analysis_events_analyses_events_get"];
+        get: operations["streamAnalysisEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -29,7 +29,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's analyses, newest first, one page */
-        get: operations["list_analyses_analyses_get"];
+        get: operations["listAnalyses"];
         put?: never;
         post?: never;
         delete?: never;
@@ -46,7 +46,7 @@ export interface paths {
             cookie?: never;
         };
         /** One analysis with its report (owner or admin) */
-        get: operations["get_analysis_analyses__analysis_id__get"];
+        get: operations["getAnalysis"];
         put?: never;
         post?: never;
         delete?: never;
@@ -63,7 +63,7 @@ export interface paths {
             cookie?: never;
         };
         /** All analyses, newest first, one page (admin) */
-        get: operations["list_all_analyses_admin_analyses_get"];
+        get: operations["listAllAnalyses"];
         put?: never;
         post?: never;
         delete?: never;
@@ -144,10 +144,17 @@ export interface components {
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /**
+         * ErrorCode
+         * @description Every `error.code` either API answers. A generated client can switch on it; the
+         *     test tests/core/test_error_codes.py keeps it in step with the codes the sources
+         *     raise (an unknown code raises ValueError here rather than reach a client).
+         * @enum {string}
+         */
+        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
         /** ErrorDetail */
         ErrorDetail: {
-            /** Code */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /** Message */
             message: string;
             /** Param */
@@ -188,12 +195,12 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    analysis_events_analyses_events_get: {
+    streamAnalysisEvents: {
         parameters: {
             query?: never;
             header?: {
                 /** @description The id of the last event received, sent on reconnect. */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;
@@ -203,15 +210,31 @@ export interface operations {
             /** @description An event stream: `ready`/`changed` events whose id and `data.version` are the caller's change-marker version, heartbeat comments, and a final `reconnect` event. */
             200: {
                 headers: {
+                    "Cache-Control"?: "no-store";
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @enum {string} */
+                        event: "ready" | "changed";
+                        id: string;
+                        /** @description Reconnection delay, ms. */
+                        retry?: number;
+                        data: string;
+                    } | {
+                        /** @constant */
+                        event: "reconnect";
+                        /** @description Reconnection delay, ms. */
+                        retry?: number;
+                        data: string;
+                    };
                 };
             };
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -239,6 +262,8 @@ export interface operations {
             /** @description The caller's or the address's streams are at their cap, or a rate limit was hit: keep polling and retry after Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -248,6 +273,8 @@ export interface operations {
             /** @description This replica holds its maximum of open streams, or Firestore is unavailable: keep polling and retry after Retry-After. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -256,16 +283,16 @@ export interface operations {
             };
         };
     };
-    list_analyses_analyses_get: {
+    listAnalyses: {
         parameters: {
             query?: {
                 analysis_type?: components["schemas"]["AnalysisType"];
                 /** @description Defaults to the caller; admin only. */
                 user_id?: string | null;
                 status?: components["schemas"]["Status"] | null;
-                limit?: number;
-                /** @description From X-Next-Page-Token. */
+                /** @description Opaque: the `X-Next-Page-Token` (or the `Link` rel=next) of the previous page of the same list, asked by the same caller with the same filters. It is signed by the server, so a value it did not issue for this list (forged, edited, another list's) answers 400 `invalid_argument` even when it matches the pattern. */
                 page_token?: string | null;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -277,12 +304,14 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
-                    ETag?: string;
+                    ETag: string;
                     /** @description private, no-cache */
-                    "Cache-Control"?: string;
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     /** @description RFC 8288 `<...>; rel="next"` when more rows follow. */
                     Link?: string;
-                    /** @description Cursor of the next page, when there is one. */
+                    /** @description Cursor of the next page, when there is one: its `page_token`. */
                     "X-Next-Page-Token"?: string;
                     [name: string]: unknown;
                 };
@@ -293,11 +322,17 @@ export interface operations {
             /** @description The If-None-Match tag is current; no body. */
             304: {
                 headers: {
+                    /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
+                    ETag: string;
+                    /** @description private, no-cache */
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description page_token is not one we issued. */
+            /** @description page_token is not one this API issued for this list. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -309,6 +344,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -345,6 +382,8 @@ export interface operations {
             /** @description Rate limit exceeded; see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -354,6 +393,8 @@ export interface operations {
             /** @description Firestore, Pub/Sub or the token keys are unavailable; retry shortly. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -362,7 +403,7 @@ export interface operations {
             };
         };
     };
-    get_analysis_analyses__analysis_id__get: {
+    getAnalysis: {
         parameters: {
             query?: never;
             header?: never;
@@ -377,9 +418,11 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
-                    ETag?: string;
+                    ETag: string;
                     /** @description private, no-cache */
-                    "Cache-Control"?: string;
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -389,6 +432,12 @@ export interface operations {
             /** @description The If-None-Match tag is current; no body. */
             304: {
                 headers: {
+                    /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
+                    ETag: string;
+                    /** @description private, no-cache */
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -396,6 +445,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -432,6 +483,8 @@ export interface operations {
             /** @description Rate limit exceeded; see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -441,6 +494,8 @@ export interface operations {
             /** @description Firestore, Pub/Sub or the token keys are unavailable; retry shortly. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -449,14 +504,15 @@ export interface operations {
             };
         };
     };
-    list_all_analyses_admin_analyses_get: {
+    listAllAnalyses: {
         parameters: {
             query?: {
                 user_id?: string | null;
                 status?: components["schemas"]["Status"] | null;
                 analysis_type?: components["schemas"]["AnalysisType"] | null;
-                limit?: number;
+                /** @description Opaque: the `X-Next-Page-Token` (or the `Link` rel=next) of the previous page of the same list, asked by the same caller with the same filters. It is signed by the server, so a value it did not issue for this list (forged, edited, another list's) answers 400 `invalid_argument` even when it matches the pattern. */
                 page_token?: string | null;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -468,12 +524,14 @@ export interface operations {
             200: {
                 headers: {
                     /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
-                    ETag?: string;
+                    ETag: string;
                     /** @description private, no-cache */
-                    "Cache-Control"?: string;
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     /** @description RFC 8288 `<...>; rel="next"` when more rows follow. */
                     Link?: string;
-                    /** @description Cursor of the next page, when there is one. */
+                    /** @description Cursor of the next page, when there is one: its `page_token`. */
                     "X-Next-Page-Token"?: string;
                     [name: string]: unknown;
                 };
@@ -484,11 +542,17 @@ export interface operations {
             /** @description The If-None-Match tag is current; no body. */
             304: {
                 headers: {
+                    /** @description Tag for If-None-Match: weak and made from the caller's change marker on the user list, strong (a hash of the body) elsewhere. */
+                    ETag: string;
+                    /** @description private, no-cache */
+                    "Cache-Control": string;
+                    /** @description Authorization */
+                    Vary: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description page_token is not one we issued. */
+            /** @description page_token is not one this API issued for this list. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -500,6 +564,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -536,6 +602,8 @@ export interface operations {
             /** @description Rate limit exceeded; see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -545,6 +613,8 @@ export interface operations {
             /** @description Firestore, Pub/Sub or the token keys are unavailable; retry shortly. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -14,7 +14,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create an analysis and queue its job */
-        post: operations["create_analyses_post"];
+        post: operations["createAnalysis"];
         delete?: never;
         options?: never;
         head?: never;
@@ -31,7 +31,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Queue a new run of an analysis (owner or admin) */
-        post: operations["rerun_analyses__analysis_id__rerun_post"];
+        post: operations["rerunAnalysis"];
         delete?: never;
         options?: never;
         head?: never;
@@ -48,7 +48,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop a queued or running analysis (owner or admin) */
-        post: operations["cancel_analyses__analysis_id__cancel_post"];
+        post: operations["cancelAnalysis"];
         delete?: never;
         options?: never;
         head?: never;
@@ -66,7 +66,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete an analysis (owner or admin); its video stays in storage */
-        delete: operations["delete_analyses__analysis_id__delete"];
+        delete: operations["deleteAnalysis"];
         options?: never;
         head?: never;
         patch?: never;
@@ -157,10 +157,17 @@ export interface components {
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /**
+         * ErrorCode
+         * @description Every `error.code` either API answers. A generated client can switch on it; the
+         *     test tests/core/test_error_codes.py keeps it in step with the codes the sources
+         *     raise (an unknown code raises ValueError here rather than reach a client).
+         * @enum {string}
+         */
+        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
         /** ErrorDetail */
         ErrorDetail: {
-            /** Code */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /** Message */
             message: string;
             /** Param */
@@ -219,12 +226,12 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    create_analyses_post: {
+    createAnalysis: {
         parameters: {
             query?: never;
             header?: {
                 /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -238,6 +245,10 @@ export interface operations {
             /** @description Queued; `Location` points at the analysis. A retry with the same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`). */
             201: {
                 headers: {
+                    /** @description The analysis: `/analyses/{id}` (query-api serves it). */
+                    Location: string;
+                    /** @description `true` when the answer is the stored one of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -256,6 +267,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -301,6 +314,8 @@ export interface operations {
             /** @description Rate limit exceeded (`rate_limited`), or the caller already has MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -310,6 +325,8 @@ export interface operations {
             /** @description Firestore did not answer in time: the write may have landed. Retry with the same Idempotency-Key; it can never act twice. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -318,12 +335,12 @@ export interface operations {
             };
         };
     };
-    rerun_analyses__analysis_id__rerun_post: {
+    rerunAnalysis: {
         parameters: {
             query?: never;
             header?: {
                 /** @description Makes a retried POST return the first answer instead of acting twice, whatever the first one's outcome (per user; a create's key stays bound to its analysis, a stored answer is replayed for 24 h). */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path: {
                 analysis_id: string;
@@ -335,6 +352,10 @@ export interface operations {
             /** @description Queued with a new generation. A retry with the same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`). */
             202: {
                 headers: {
+                    /** @description The analysis: `/analyses/{id}` (query-api serves it). */
+                    Location: string;
+                    /** @description `true` when the answer is the stored one of an earlier request with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -353,6 +374,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -407,6 +430,8 @@ export interface operations {
             /** @description Rate limit exceeded (`rate_limited`), or the caller already has MAX_ACTIVE_ANALYSES_PER_USER analyses queued or running (`too_many_active`); see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -416,6 +441,8 @@ export interface operations {
             /** @description Firestore did not answer in time: the write may have landed. Retry with the same Idempotency-Key; it can never act twice. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -424,7 +451,7 @@ export interface operations {
             };
         };
     };
-    cancel_analyses__analysis_id__cancel_post: {
+    cancelAnalysis: {
         parameters: {
             query?: never;
             header?: never;
@@ -447,6 +474,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -501,6 +530,8 @@ export interface operations {
             /** @description Rate limit exceeded; see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -510,6 +541,8 @@ export interface operations {
             /** @description Firestore is unavailable; retry (a cancel that timed out may have landed, and a repeat answers the same). */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -518,7 +551,7 @@ export interface operations {
             };
         };
     };
-    delete_analyses__analysis_id__delete: {
+    deleteAnalysis: {
         parameters: {
             query?: never;
             header?: never;
@@ -539,6 +572,8 @@ export interface operations {
             /** @description Missing, expired, badly signed or wrong-audience bearer token. */
             401: {
                 headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -584,6 +619,8 @@ export interface operations {
             /** @description Rate limit exceeded; see Retry-After. */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -593,6 +630,8 @@ export interface operations {
             /** @description Firestore is unavailable; retry (a delete that timed out may have landed: a 404 on the retry then means it is gone). */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
                     [name: string]: unknown;
                 };
                 content: {

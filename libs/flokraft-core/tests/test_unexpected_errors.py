@@ -23,7 +23,7 @@ def failing_app() -> TestClient:
     settings = HttpServiceSettings(
         service_name="test-500", cors_allow_origins=(ORIGIN,), log_format="json"
     )
-    app = create_service_app(settings, title="t", description="t", routers=[router])
+    app = create_service_app(settings, title="t", description="t", version="0", routers=[router])
     return TestClient(app, raise_server_exceptions=False)
 
 

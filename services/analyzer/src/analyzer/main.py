@@ -13,6 +13,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from types import FrameType
 
 from fastapi import FastAPI
@@ -70,6 +71,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="flokraft analyzer",
+        version=version("flokraft-analyzer"),
         description="Worker that runs dance-video analyses; this app only serves health "
         "and metrics.",
         lifespan=lifespan,

@@ -18,18 +18,17 @@ from fastapi.responses import HTMLResponse, Response
 _PAGE_DIR = resources.files("query_api") / "demo_page"
 
 
-def demo_router() -> APIRouter:
-    router = APIRouter(prefix="/demo", include_in_schema=False)
-    page = (_PAGE_DIR / "events.html").read_bytes()
+_NO_STORE = {"Cache-Control": "no-store"}
+
+router = APIRouter(prefix="/demo", include_in_schema=False)
+
+
+@router.get("/events")
+async def demo_page() -> Response:
+    return HTMLResponse((_PAGE_DIR / "events.html").read_bytes(), headers=_NO_STORE)
+
+
+@router.get("/events-client.js")
+async def demo_script() -> Response:
     script = (_PAGE_DIR / "events-client.js").read_bytes()
-    no_store = {"Cache-Control": "no-store"}
-
-    @router.get("/events")
-    async def demo_page() -> Response:
-        return HTMLResponse(page, headers=no_store)
-
-    @router.get("/events-client.js")
-    async def demo_script() -> Response:
-        return Response(script, media_type="text/javascript", headers=no_store)
-
-    return router
+    return Response(script, media_type="text/javascript", headers=_NO_STORE)

@@ -63,28 +63,25 @@ def conditional_json(request: Request, body: bytes, headers: dict[str, str]) -> 
     return Response(body, media_type="application/json", headers=headers)
 
 
-def _token_key(request: Request, filters: ListFilters) -> tuple[bytes, bytes]:
-    """The page-token secret, and what a token is bound to: who asks and which list, so a
-    token is only good for the list it came from."""
-    secret: bytes = request.app.state.page_token_key
-    binding = list_binding(
+def _binding(request: Request, filters: ListFilters) -> bytes:
+    """What a token is bound to: who asks and which list, so a token is only good for the
+    list it came from."""
+    return list_binding(
         getattr(request.state, "uid", ""),
         filters.user_id,
         filters.analysis_type,
         filters.status,
         str(request.url.path),
     )
-    return secret, binding
 
 
 def _decode_cursor(
-    request: Request, filters: ListFilters, page_token: str | None
+    request: Request, secret: bytes, filters: ListFilters, page_token: str | None
 ) -> PageCursor | None:
     if page_token is None:
         return None
-    secret, binding = _token_key(request, filters)
     try:
-        return decode_page_token(page_token, secret=secret, binding=binding)
+        return decode_page_token(page_token, secret=secret, binding=_binding(request, filters))
     except InvalidPageToken as exc:
         raise _invalid_token(str(exc)) from exc
 
@@ -93,6 +90,7 @@ async def _read_page(
     request: Request,
     reads: AnalysisReads,
     settings: QueryApiSettings,
+    secret: bytes,
     filters: ListFilters,
     *,
     cursor: PageCursor | None,
@@ -117,8 +115,9 @@ async def _read_page(
 
     headers: dict[str, str] = {}
     if page.next_cursor is not None:
-        secret, binding = _token_key(request, filters)
-        token = encode_page_token(page.next_cursor, secret=secret, binding=binding)
+        token = encode_page_token(
+            page.next_cursor, secret=secret, binding=_binding(request, filters)
+        )
         next_url = request.url.include_query_params(page_token=token)
         # A relative reference (RFC 8288 allows it): behind the ingress the scheme and host
         # this process sees are not the ones the browser used.
@@ -131,6 +130,7 @@ async def page_response(
     request: Request,
     reads: AnalysisReads,
     settings: QueryApiSettings,
+    secret: bytes,
     filters: ListFilters,
     *,
     limit: int,
@@ -138,8 +138,10 @@ async def page_response(
 ) -> Response:
     """A page tagged by its own body (strong ETag): the admin list, and users without a
     change marker. A 304 here still costs the page read."""
-    cursor = _decode_cursor(request, filters, page_token)
-    body, paging = await _read_page(request, reads, settings, filters, cursor=cursor, limit=limit)
+    cursor = _decode_cursor(request, secret, filters, page_token)
+    body, paging = await _read_page(
+        request, reads, settings, secret, filters, cursor=cursor, limit=limit
+    )
     return conditional_json(request, body, cache_headers(strong_etag(body)) | paging)
 
 
@@ -156,6 +158,7 @@ async def user_page_response(
     reads: AnalysisReads,
     versions: ListVersions,
     settings: QueryApiSettings,
+    secret: bytes,
     filters: ListFilters,
     *,
     limit: int,
@@ -163,12 +166,12 @@ async def user_page_response(
 ) -> Response:
     """One user's page, tagged from their change marker (see the module docstring)."""
     assert filters.user_id is not None
-    cursor = _decode_cursor(request, filters, page_token)  # a bad token costs no read
+    cursor = _decode_cursor(request, secret, filters, page_token)  # a bad token costs no read
     version = await versions.current(filters.user_id)
     if version is None:
         LIST_ANSWERS.labels("unmarked").inc()
         return await page_response(
-            request, reads, settings, filters, limit=limit, page_token=page_token
+            request, reads, settings, secret, filters, limit=limit, page_token=page_token
         )
     scope = _scope(filters, limit, page_token)
     now = int(time.time())
@@ -182,7 +185,9 @@ async def user_page_response(
     if held is not None:
         LIST_ANSWERS.labels("not_modified").inc()
         return Response(status_code=304, headers=cache_headers(held))
-    body, paging = await _read_page(request, reads, settings, filters, cursor=cursor, limit=limit)
+    body, paging = await _read_page(
+        request, reads, settings, secret, filters, cursor=cursor, limit=limit
+    )
     LIST_ANSWERS.labels("page").inc()
     headers = cache_headers(marker_etag(version, now, scope)) | paging
     return Response(body, media_type="application/json", headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
@@ -11,14 +12,13 @@ from flokraft_core.readiness import check_firestore_async
 from flokraft_core.store.client import async_client, sync_client
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve_api
+from query_api import demo
 from query_api.change_feed import ChangeFeed
-from query_api.demo import demo_router
+from query_api.dependencies import document_page_size
 from query_api.event_streams import EventHub, marker_version
 from query_api.list_versions import ListVersions
 from query_api.reads import AnalysisReads
-from query_api.routers.admin import admin_router
-from query_api.routers.analyses import analyses_router
-from query_api.routers.events import EVENTS_PATH, events_router
+from query_api.routers import admin, analyses, events
 from query_api.settings import QueryApiSettings, get_settings, page_token_key
 from query_api.stream_admission import StreamAdmission
 
@@ -86,25 +86,27 @@ def create_app(settings: QueryApiSettings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         title="flokraft query-api",
+        version=version("flokraft-query-api"),
         description="Lists and shows dance analyses; polled by the frontend.",
         # The stream's route first: `/analyses/{analysis_id}` would match "events".
         routers=[
-            *([events_router()] if settings.events_enabled else []),
-            analyses_router(settings),
-            admin_router(settings),
-            *([demo_router()] if settings.events_demo_page else []),
+            *([events.router] if settings.events_enabled else []),
+            analyses.router,
+            admin.router,
+            *([demo.router] if settings.events_demo_page else []),
         ],
         # A stream's duration is its lifetime, not a latency: it has its own metrics.
-        uninstrumented_paths=[EVENTS_PATH],
+        uninstrumented_paths=[events.EVENTS_PATH],
         lifespan=lifespan,
         # Not in readiness: every replica shares it (flokraft_core.readiness).
         dependencies={"firestore": firestore_up},
     )
+    document_page_size(app, settings)
     if settings.events_enabled:
         # Outermost: a stream waiting for its turn holds nothing of the app yet.
         app.add_middleware(
             StreamAdmission,
-            path=EVENTS_PATH,
+            path=events.EVENTS_PATH,
             concurrency=settings.events_admission_concurrency,
             max_waiting=settings.events_max_streams,
             retry_after_seconds=settings.events_full_retry_after_seconds,

@@ -37,9 +37,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import Depends, Header
 from fastapi.responses import JSONResponse
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -53,6 +52,8 @@ from rerun_api.settings import RerunApiSettings
 log = get_logger(__name__)
 
 HEADER: Final = "Idempotency-Key"
+# Set on a stored answer sent again.
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
 MAX_KEY_LENGTH: Final = 255
 # Visible ASCII and inner spaces: what survives every proxy unchanged.
 KEY_REGEX: Final = r"^[!-~](?:[ -~]*[!-~])?$"
@@ -75,7 +76,7 @@ class StoredAnswer:
         return JSONResponse(
             self.body,
             status_code=self.status,
-            headers={**self.headers, "Idempotent-Replayed": "true"},
+            headers={**self.headers, REPLAYED_HEADER: "true"},
         )
 
 
@@ -92,26 +93,6 @@ def validate_key(value: str) -> str:
             param=HEADER,
         )
     return value
-
-
-async def idempotency_key(
-    value: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            description="Makes a retried POST return the first answer instead of acting "
-            "twice, whatever the first one's outcome (per user; a create's key stays bound "
-            "to its analysis, a stored answer is replayed for 24 h).",
-            # Documented, not enforced by FastAPI: `validate_key` answers with our own
-            # 422 naming the header.
-            json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_REGEX},
-        ),
-    ] = None,
-) -> str | None:
-    return None if value is None else validate_key(value)
-
-
-IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def record_id(uid: str, method: str, path: str, key: str) -> str:

@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
 from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.readiness import check_firestore_async
 from flokraft_core.store.client import async_client
+from flokraft_core.video_urls import VideoUrlPolicy
 from flokraft_core.web.app import create_service_app
 from flokraft_core.web.server import serve_api
 from rerun_api.commands import AnalysisCommands
@@ -45,6 +47,7 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
         )
         app.state.publisher = JobPublisher(settings)
         app.state.idempotency = IdempotencyStore(app.state.db, settings)
+        app.state.video_url_policy = VideoUrlPolicy.from_settings(settings)
         reconciler = OutboxReconciler(app.state.commands, app.state.publisher, settings)
         outbox_task = asyncio.create_task(reconciler.run_forever(), name="outbox-reconciler")
         sweeper = StaleWorkSweeper(
@@ -72,6 +75,7 @@ def create_app(settings: RerunApiSettings | None = None) -> FastAPI:
     return create_service_app(
         settings,
         title="flokraft rerun-api",
+        version=version("flokraft-rerun-api"),
         description="Creates, reruns, cancels and deletes dance analyses; the work goes to "
         "the analyzer.",
         routers=[analyses.router],

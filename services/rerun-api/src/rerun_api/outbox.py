@@ -1,4 +1,5 @@
-"""The outbox reconciler: publishes the jobs of analyses still marked `publish_pending`.
+"""The request path's publish (`publish_now`) and the outbox reconciler, which publishes
+the jobs of analyses still marked `publish_pending`.
 
 A marker older than OUTBOX_MAX_AGE_SECONDS means the request that set it could not
 publish (Pub/Sub down, a timeout, a replica killed between commit and publish). Every
@@ -12,17 +13,27 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
+from typing import Final
 
+from google.api_core import exceptions as gexc
 from prometheus_client import Counter, Gauge
 
 from flokraft_core.logs import get_logger
 from flokraft_core.messaging.job_message import new_job
 from flokraft_core.messaging.publisher import JobPublisher, PublishFailed
 from flokraft_core.store.read_costs import reads_labelled
-from rerun_api.commands import AnalysisCommands, PendingPublish
+from rerun_api.commands import AnalysisCommands, PendingPublish, QueuedAnalysis
 from rerun_api.settings import RerunApiSettings
 
 log = get_logger(__name__)
+
+PUBLISHES = Counter(
+    "rerun_api_publishes_total",
+    "Job publishes on the request path, by outcome (deferred = left to the outbox).",
+    ["operation", "outcome"],
+)
+# Errors that leave the already committed write in place: the request still succeeds.
+_AFTER_COMMIT_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
 PENDING_FOUND = Counter(
     "rerun_api_outbox_pending_found_total", "Pending publishes found by the reconciler."
@@ -37,6 +48,38 @@ SCAN_FAILURES = Counter(
 LAST_PENDING = Gauge(
     "rerun_api_outbox_last_pending", "Pending publishes found by the latest reconciler pass."
 )
+
+
+async def publish_now(
+    commands: AnalysisCommands,
+    publisher: JobPublisher,
+    settings: RerunApiSettings,
+    trace_id: str | None,
+    queued: QueuedAnalysis,
+    operation: str,
+) -> bool:
+    """Publishes a committed job on the request path, or leaves it to the reconciler;
+    whether Pub/Sub confirmed it."""
+    try:
+        published = await commands.publish_and_clear(
+            publisher,
+            queued,
+            trace_id=trace_id,
+            publish_timeout=settings.publish_timeout_seconds,
+        )
+    except _AFTER_COMMIT_ERRORS as exc:
+        # Published, but the marker could not be cleared: the outbox will send a
+        # duplicate, which the analyzer ignores.
+        log.warning("publish_marker_not_cleared", analysis_id=queued.analysis_id, error=str(exc))
+        published = True
+    PUBLISHES.labels(operation, "confirmed" if published else "deferred").inc()
+    if not published:
+        log.warning(
+            "publish_deferred_to_outbox",
+            analysis_id=queued.analysis_id,
+            generation=queued.generation,
+        )
+    return published
 
 
 class OutboxReconciler:

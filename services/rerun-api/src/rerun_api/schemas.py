@@ -96,8 +96,9 @@ class CreateAnalysisRequest(BaseModel):
     @field_validator("video_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        # Syntax first, then whether the caller (bound by rerun_api.video_owner) may have
-        # this address fetched: their own uploads only.
+        # Syntax first, then whether the caller (bound by
+        # rerun_api.dependencies.video_owner) may have this address fetched: their own
+        # uploads only.
         problem = url_problem(value) or bound_problem(value)
         if problem:
             raise ValueError(problem)

@@ -23,7 +23,11 @@ from flokraft_core.settings import CoreSettings, HttpServiceSettings
 from flokraft_core.store.read_costs import bind_route, set_service
 from flokraft_core.web.cors import install_cors, served_methods
 from flokraft_core.web.drain import CloseWhileDraining, Drain
-from flokraft_core.web.errors import UnexpectedErrorMiddleware, install_error_handlers
+from flokraft_core.web.errors import (
+    ERROR_HEADERS,
+    UnexpectedErrorMiddleware,
+    install_error_handlers,
+)
 from flokraft_core.web.forwarded import ForwardedClientMiddleware, parse_networks
 from flokraft_core.web.guard import RequestGuard
 from flokraft_core.web.health import LivenessCheck, PodCheck, health_router
@@ -53,6 +57,7 @@ def create_service_app(
     *,
     title: str,
     description: str,
+    version: str,
     routers: Sequence[APIRouter] = (),
     lifespan: Lifespan | None = None,
     readiness: Mapping[str, PodCheck] | None = None,
@@ -125,8 +130,11 @@ def create_service_app(
     app = FastAPI(
         title=title,
         description=description,
-        version="1.0.0",
+        # The service's package version, which the chart's appVersion matches
+        # (tests/deploy/test_versions.py).
+        version=version,
         lifespan=app_lifespan,
+        generate_unique_id_function=operation_id,
         dependencies=[Depends(_label_reads)],
     )
     # Read by the server (web.server.serve) that runs this app: its SIGTERM begins the drain.
@@ -170,6 +178,14 @@ def create_service_app(
     return app
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its function's name in lowerCamelCase
+    (`list_analyses` -> `listAnalyses`), the names client generators turn into methods.
+    FastAPI's default adds the path and method (`list_analyses_analyses_get`)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
 def _bound(check: DependencyCheck, app: FastAPI) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await check(app)
@@ -203,6 +219,8 @@ def _document_guard_answers(app: FastAPI) -> None:
             (429, "Rate limit hit; see Retry-After."),
         ):
             answer: dict[str, Any] = {"description": description}
+            if status in ERROR_HEADERS:
+                answer["headers"] = ERROR_HEADERS[status]
             if model is not None:
                 answer["model"] = model
             route.responses.setdefault(status, answer)

@@ -9,7 +9,8 @@ dependencies all map to a 4xx or 503 with a reason."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,13 +35,37 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+class ErrorCode(StrEnum):
+    """Every `error.code` either API answers. A generated client can switch on it; the
+    test tests/core/test_error_codes.py keeps it in step with the codes the sources
+    raise (an unknown code raises ValueError here rather than reach a client)."""
+
+    INVALID_ARGUMENT = "invalid_argument"  # 400, 422: `param` names what is wrong
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    PERMISSION_DENIED = "permission_denied"  # 403
+    NOT_FOUND = "not_found"  # 404
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # 405
+    ALREADY_QUEUED = "already_queued"  # 409: a rerun of queued or running work
+    ALREADY_FINISHED = "already_finished"  # 409: a cancel of finished work
+    REQUEST_IN_PROGRESS = "request_in_progress"  # 409: the Idempotency-Key is in flight
+    PAYLOAD_TOO_LARGE = "payload_too_large"  # 413
+    HEADER_TOO_LARGE = "header_too_large"  # 431, from the HTTP protocol (web.http_protocol)
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"  # 422: same key, different body
+    RATE_LIMITED = "rate_limited"  # 429
+    TOO_MANY_ACTIVE = "too_many_active"  # 429: MAX_ACTIVE_ANALYSES_PER_USER
+    TOO_MANY_STREAMS = "too_many_streams"  # 429 or 503: event stream caps
+    UNAVAILABLE = "unavailable"  # 503
+    INTERNAL = "internal"  # 500: never meant to happen
+    HTTP_ERROR = "http_error"  # any other status Starlette raises
+
+
 class Problem(BaseModel):
     param: str
     message: str
 
 
 class ErrorDetail(BaseModel):
-    code: str
+    code: ErrorCode
     message: str
     param: str | None = None
     request_id: str | None = None
@@ -55,10 +80,35 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "schema": schema}
+
+
+# The headers error answers carry, by status (429 and 503 always say when to come back).
+RETRY_AFTER: Final = _header(
+    "Seconds to wait before retrying.", {"type": "string", "pattern": "^[0-9]+$"}
+)
+ERROR_HEADERS: Final[dict[int, dict[str, Any]]] = {
+    401: {
+        "WWW-Authenticate": _header(
+            'RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`.',
+            {"type": "string"},
+        )
+    },
+    429: {"Retry-After": {**RETRY_AFTER, "required": True}},
+    503: {"Retry-After": {**RETRY_AFTER, "required": True}},
+}
+
+
 def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for error statuses, each with the ErrorBody model."""
+    """OpenAPI `responses` entries for error statuses, each with the ErrorBody model and
+    the headers the status carries."""
     return {
-        status: {"model": ErrorBody, "description": description}
+        status: {
+            "model": ErrorBody,
+            "description": description,
+            **({"headers": ERROR_HEADERS[status]} if status in ERROR_HEADERS else {}),
+        }
         for status, description in descriptions.items()
     }
 
@@ -79,7 +129,7 @@ class ApiError(Exception):
     def __init__(
         self,
         status: int,
-        code: str,
+        code: ErrorCode | str,
         message: str,
         *,
         param: str | None = None,
@@ -88,17 +138,33 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code
+        self.code = ErrorCode(code)
         self.message = message
         self.param = param
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
 
 
+# Seconds a client waits after a 503 of a dependency that is down or not yet loaded.
+UNAVAILABLE_RETRY_AFTER: Final = 5
+
+
+def unavailable(message: str) -> ApiError:
+    """503 with Retry-After: a backing service (or this replica's start-up) is not there."""
+    return ApiError(
+        503, "unavailable", message, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+    )
+
+
 def error_body(
-    request: Request, code: str, message: str, *, param: str | None = None, **extra: Any
+    request: Request,
+    code: ErrorCode | str,
+    message: str,
+    *,
+    param: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": ErrorCode(code).value, "message": message}
     if param is not None:
         error["param"] = param
     error.update(extra)
@@ -144,9 +210,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: ErrorCode.NOT_FOUND,
+        405: ErrorCode.METHOD_NOT_ALLOWED,
+        413: ErrorCode.PAYLOAD_TOO_LARGE,
+    }.get(exc.status_code, ErrorCode.HTTP_ERROR)
     return JSONResponse(
         error_body(request, code, str(exc.detail)),
         status_code=exc.status_code,
@@ -156,10 +224,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency_unavailable", error=type(exc).__name__, detail=str(exc)[:300])
-    return JSONResponse(
-        error_body(request, "unavailable", "a backing service is unavailable; try again shortly"),
-        status_code=503,
-        headers={"Retry-After": "5"},
+    return await _api_error(
+        request, unavailable("a backing service is unavailable; try again shortly")
     )
 
 

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flokraft_core.web.errors import ApiError, error_body
+from flokraft_core.web.errors import ApiError, error_body, unavailable
 from flokraft_core.web.forwarded import client_key
 from flokraft_core.web.security import PRINCIPAL_STATE, authenticate_off_loop, bearer_token
 
@@ -134,7 +134,7 @@ class RequestGuard:
         if _user_known(scope):
             return
         if getattr(state, "verifier", None) is None:
-            raise ApiError(503, "unavailable", "the service is starting; try again shortly")
+            raise unavailable("the service is starting; try again shortly")
         await self._authenticate(scope, bearer_token(_header(scope, b"authorization")))
 
     @staticmethod

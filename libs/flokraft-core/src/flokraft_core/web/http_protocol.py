@@ -22,11 +22,13 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from flokraft_core.web.errors import ErrorCode
+
 _HEAD_END = b"\r\n\r\n"
 
 
-def _refusal(status: int, reason: str, code: str, message: str) -> bytes:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+def _refusal(status: int, reason: str, code: ErrorCode, message: str) -> bytes:
+    body = json.dumps({"error": {"code": code.value, "message": message}}).encode()
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
@@ -59,7 +61,7 @@ class BoundedH11Protocol(H11Protocol):
                 _refusal(
                     431,
                     "Request Header Fields Too Large",
-                    "header_too_large",
+                    ErrorCode.HEADER_TOO_LARGE,
                     f"the request line and headers are larger than {self.max_header_bytes} bytes",
                 )
             )

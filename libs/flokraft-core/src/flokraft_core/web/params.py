@@ -1,11 +1,12 @@
-"""Path and query parameters both APIs share, so they accept and refuse the same values."""
+"""Path, query and header parameters both APIs share, so they accept and refuse the same
+values and document them alike."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from flokraft_core.store.document import ANALYSIS_ID_PATTERN, check_analysis_id
 
@@ -16,3 +17,11 @@ AnalysisIdPath = Annotated[
     Path(pattern=ANALYSIS_ID_PATTERN, max_length=128),
     AfterValidator(check_analysis_id),
 ]
+
+
+def optional_header(**schema: Any) -> WithJsonSchema:
+    """The OpenAPI schema of an optional header (`str | None = None`): a string with
+    these constraints. FastAPI would document `anyOf: [string, null]`, but a header is
+    either absent or a string, never JSON null: clients and fuzzers reading the null
+    branch send the text `null`. Validation is unchanged (the Header's own constraints)."""
+    return WithJsonSchema({"type": "string", **schema})

@@ -17,26 +17,20 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flokraft_core.auth import AuthError, AuthUnavailable, Principal, TokenVerifier
-from flokraft_core.web.errors import ApiError
+from flokraft_core.web.errors import ApiError, unavailable
 from flokraft_core.web.rate_limit import RateLimiter
+from flokraft_core.web.state import from_app_state
 
 _bearer = HTTPBearer(auto_error=False, description="Firebase ID token (dev-auth locally)")
 
 PRINCIPAL_STATE = "principal"
 
 
-# The dependencies are coroutines: FastAPI runs a plain function in its thread pool, a
-# hop that cost more CPU than the function itself (measured with make bench-rerun).
-
-
-async def get_verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier
-
-
-async def get_rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+# What the app factory's lifespan built, as dependencies (web.state). They are coroutines:
+# FastAPI runs a plain function in its thread pool, a hop that cost more CPU than the
+# function itself (measured with make bench-rerun).
+get_verifier = from_app_state("verifier", TokenVerifier)
+get_rate_limiter = from_app_state("rate_limiter", RateLimiter)
 
 
 def unauthenticated(reason: str) -> ApiError:
@@ -69,7 +63,7 @@ def authenticate(token: str | None, verifier: TokenVerifier, limiter: RateLimite
     except AuthError as exc:
         raise unauthenticated(exc.reason) from exc
     except AuthUnavailable as exc:
-        raise ApiError(503, "unavailable", "token keys are unavailable; try again shortly") from exc
+        raise unavailable("token keys are unavailable; try again shortly") from exc
     limiter.hit(f"user:{principal.uid}")
     return principal
 

@@ -1,59 +1,45 @@
 """`GET /admin/analyses`: every user's analyses, for the admin panel (admin claim only)."""
 
-# No `from __future__ import annotations`: the limit bound is a closure value, and
-# FastAPI can only resolve string annotations against module globals.
+from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from flokraft_core.store.document import AnalysisListItem, AnalysisType, Status
-from flokraft_core.web.errors import error_responses
 from flokraft_core.web.security import AdminUser
-from query_api.dependencies import Reads, Settings
+from query_api.dependencies import PageSize, PageTokenKey, Reads, Settings
 from query_api.listing import page_response
-from query_api.params import PAGE_TOKEN_MAX_LENGTH, USER_ID_PATTERN
+from query_api.params import USER_ID_PATTERN, PageToken
 from query_api.reads import ListFilters
-from query_api.responses import COMMON_RESPONSES, PAGE_HEADERS
-from query_api.settings import QueryApiSettings
+from query_api.responses import page_responses
+
+router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def admin_router(config: QueryApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/admin", tags=["admin"])
-
-    @router.get(
-        "/analyses",
-        response_model=list[AnalysisListItem],
-        summary="All analyses, newest first, one page (admin)",
-        responses={
-            **COMMON_RESPONSES,
-            200: {"description": "One page of list rows.", "headers": PAGE_HEADERS},
-            **error_responses(
-                {
-                    400: "page_token is not one we issued.",
-                    403: "The token has no admin claim.",
-                }
-            ),
-        },
+@router.get(
+    "/analyses",
+    response_model=list[AnalysisListItem],
+    summary="All analyses, newest first, one page (admin)",
+    responses=page_responses("listAllAnalyses", "The token has no admin claim."),
+)
+async def list_all_analyses(
+    request: Request,
+    _admin: AdminUser,
+    reads: Reads,
+    settings: Settings,
+    token_key: PageTokenKey,
+    limit: PageSize,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
+    status: Status | None = None,
+    analysis_type: AnalysisType | None = None,
+    page_token: PageToken = None,
+) -> Response:
+    filters = ListFilters(
+        user_id=user_id,
+        analysis_type=None if analysis_type is None else analysis_type.value,
+        status=None if status is None else status.value,
     )
-    async def list_all_analyses(
-        request: Request,
-        _admin: AdminUser,
-        reads: Reads,
-        settings: Settings,
-        user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
-        status: Status | None = None,
-        analysis_type: AnalysisType | None = None,
-        limit: Annotated[int, Query(ge=1, le=config.list_max_limit)] = config.list_default_limit,
-        page_token: Annotated[str | None, Query(max_length=PAGE_TOKEN_MAX_LENGTH)] = None,
-    ) -> Response:
-        filters = ListFilters(
-            user_id=user_id,
-            analysis_type=None if analysis_type is None else analysis_type.value,
-            status=None if status is None else status.value,
-        )
-        return await page_response(
-            request, reads, settings, filters, limit=limit, page_token=page_token
-        )
-
-    return router
+    return await page_response(
+        request, reads, settings, token_key, filters, limit=limit, page_token=page_token
+    )

@@ -22,7 +22,7 @@ A user's or an address's streams beyond their cap get 429, the replica's beyond 
 503, both with Retry-After: the frontend keeps polling meanwhile.
 """
 
-# No `from __future__ import annotations`: FastAPI resolves the route's annotations.
+from __future__ import annotations
 
 import asyncio
 import contextlib
@@ -30,7 +30,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import anyio
 from fastapi import APIRouter, Header, Request
@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from flokraft_core.auth import Principal
 from flokraft_core.web.errors import ApiError, error_responses
 from flokraft_core.web.guard import client_address
+from flokraft_core.web.params import optional_header
 from flokraft_core.web.security import CurrentUser
 from query_api.dependencies import Hub, Reads, Settings
 from query_api.event_streams import (
@@ -57,6 +58,60 @@ EVENTS_PATH = "/analyses/events"
 _LIFETIME_JITTER = 0.1
 # Lines end in LF, in events and heartbeats alike (the spec allows CRLF, LF or CR).
 _SEP = "\n"
+
+
+# One event of the stream, as OpenAPI 3.1 describes a text/event-stream body (`schema`
+# is each event; its `data` is JSON, described by contentSchema). Heartbeats are SSE
+# comments, not events.
+_VERSION_DATA: Final = {
+    "type": "string",
+    "contentMediaType": "application/json",
+    "contentSchema": {
+        "type": "object",
+        "properties": {"version": {"type": "integer", "minimum": 0}},
+        "required": ["version"],
+    },
+}
+_RETRY: Final = {"type": "integer", "minimum": 0, "description": "Reconnection delay, ms."}
+STREAM_EVENT_SCHEMA: Final = {
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "`ready` opens the stream (with `retry`); `changed` says the "
+            "list moved (on connect too, when Last-Event-ID is behind).",
+            "properties": {
+                "event": {"type": "string", "enum": ["ready", "changed"]},
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "retry": _RETRY,
+                "data": _VERSION_DATA,
+            },
+            "required": ["event", "id", "data"],
+        },
+        {
+            "type": "object",
+            "description": "The last event: reconnect (with a fresh token after `token_expired`).",
+            "properties": {
+                "event": {"type": "string", "const": "reconnect"},
+                "retry": _RETRY,
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "type": "object",
+                        "properties": {
+                            "reason": {
+                                "type": "string",
+                                "enum": ["lifetime", "token_expired", "shutdown"],
+                            }
+                        },
+                        "required": ["reason"],
+                    },
+                },
+            },
+            "required": ["event", "data"],
+        },
+    ]
+}
 
 
 def _event(
@@ -133,88 +188,90 @@ def _token_seconds_left(user: Principal) -> float:
     return float(exp) - time.time() if isinstance(exp, int | float) else float("inf")
 
 
-def events_router() -> APIRouter:
-    router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"])
 
-    @router.get(
-        EVENTS_PATH,
-        summary="Server-Sent Events: the caller's list changed",
-        response_class=EventSourceResponse,
-        responses={
-            **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
-            200: {
-                "description": "An event stream: `ready`/`changed` events whose id and "
-                "`data.version` are the caller's change-marker version, heartbeat "
-                "comments, and a final `reconnect` event.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+
+@router.get(
+    EVENTS_PATH,
+    summary="Server-Sent Events: the caller's list changed",
+    response_class=EventSourceResponse,
+    responses={
+        **{k: v for k, v in COMMON_RESPONSES.items() if k != 304},
+        200: {
+            "description": "An event stream: `ready`/`changed` events whose id and "
+            "`data.version` are the caller's change-marker version, heartbeat comments, "
+            "and a final `reconnect` event.",
+            "headers": {
+                "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
             },
-            **error_responses(
-                {
-                    429: "The caller's or the address's streams are at their cap, or a "
-                    "rate limit was hit: keep polling and retry after Retry-After.",
-                    503: "This replica holds its maximum of open streams, or Firestore is "
-                    "unavailable: keep polling and retry after Retry-After.",
-                }
-            ),
+            "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
         },
-    )
-    async def analysis_events(
-        request: Request,
-        user: CurrentUser,
-        reads: Reads,
-        settings: Settings,
-        hub: Hub,
-        last_event_id: Annotated[
-            str | None,
-            Header(
-                alias="Last-Event-ID",
-                pattern=r"^[0-9]{1,18}$",
-                description="The id of the last event received, sent on reconnect.",
-            ),
-        ] = None,
-    ) -> EventSourceResponse:
-        retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}
-        try:
-            subscription = hub.open(user.uid, client_address(request.scope))
-        except StreamsFull as full:
-            if full.cap == "replica":
-                raise ApiError(
-                    503,
-                    "too_many_streams",
-                    "this replica holds its maximum of event streams; keep polling",
-                    headers=retry_after,
-                ) from None
+        **error_responses(
+            {
+                429: "The caller's or the address's streams are at their cap, or a "
+                "rate limit was hit: keep polling and retry after Retry-After.",
+                503: "This replica holds its maximum of open streams, or Firestore is "
+                "unavailable: keep polling and retry after Retry-After.",
+            }
+        ),
+    },
+)
+async def stream_analysis_events(
+    request: Request,
+    user: CurrentUser,
+    reads: Reads,
+    settings: Settings,
+    hub: Hub,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{1,18}$",
+            description="The id of the last event received, sent on reconnect.",
+        ),
+        optional_header(pattern=r"^[0-9]{1,18}$"),
+    ] = None,
+) -> EventSourceResponse:
+    retry_after = {"Retry-After": str(settings.events_full_retry_after_seconds)}
+    try:
+        subscription = hub.open(user.uid, client_address(request.scope))
+    except StreamsFull as full:
+        if full.cap == "replica":
             raise ApiError(
-                429,
+                503,
                 "too_many_streams",
-                f"this {full.cap} holds its maximum of event streams; keep polling",
+                "this replica holds its maximum of event streams; keep polling",
                 headers=retry_after,
             ) from None
-        try:
-            # Registered before the read: a change landing meanwhile is offered to the
-            # subscription too, and the larger version wins.
-            subscription.offer(await marker_version(reads, user.uid))
-        except BaseException:
-            hub.close(subscription)
-            raise
-        return _StreamResponse(
-            hub,
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"this {full.cap} holds its maximum of event streams; keep polling",
+            headers=retry_after,
+        ) from None
+    try:
+        # Registered before the read: a change landing meanwhile is offered to the
+        # subscription too, and the larger version wins.
+        subscription.offer(await marker_version(reads, user.uid))
+    except BaseException:
+        hub.close(subscription)
+        raise
+    return _StreamResponse(
+        hub,
+        subscription,
+        content=_stream(
             subscription,
-            content=_stream(
-                subscription,
-                None if last_event_id is None else int(last_event_id),
-                lifetime_seconds=settings.events_max_lifetime_seconds,
-                token_seconds=_token_seconds_left(user),
-                retry_ms=settings.events_retry_ms,
-            ),
-            ping=settings.events_heartbeat_seconds,
-            sep=_SEP,
-            headers={"Cache-Control": "no-store", "Vary": "Authorization"},
-            # sse-starlette sets this event on SIGTERM and then waits this long before
-            # cancelling; the hub's own watcher has the stream send `reconnect` first.
-            shutdown_event=anyio.Event(),
-            shutdown_grace_period=settings.events_shutdown_grace_seconds,
-            send_timeout=settings.events_send_timeout_seconds,
-        )
-
-    return router
+            None if last_event_id is None else int(last_event_id),
+            lifetime_seconds=settings.events_max_lifetime_seconds,
+            token_seconds=_token_seconds_left(user),
+            retry_ms=settings.events_retry_ms,
+        ),
+        ping=settings.events_heartbeat_seconds,
+        sep=_SEP,
+        headers={"Cache-Control": "no-store", "Vary": "Authorization"},
+        # sse-starlette sets this event on SIGTERM and then waits this long before
+        # cancelling; the hub's own watcher has the stream send `reconnect` first.
+        shutdown_event=anyio.Event(),
+        shutdown_grace_period=settings.events_shutdown_grace_seconds,
+        send_timeout=settings.events_send_timeout_seconds,
+    )

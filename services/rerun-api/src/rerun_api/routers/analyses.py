@@ -10,18 +10,13 @@ outcome is unknown: retried with the same Idempotency-Key, the request can never
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from google.api_core import exceptions as gexc
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from flokraft_core.logs import get_logger
-from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.store.document import Fields, Status, list_item_from_document
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
@@ -29,15 +24,21 @@ from flokraft_core.web.security import CurrentUser
 from rerun_api.active_cap import too_many_active
 from rerun_api.commands import (
     AnalysisBusy,
-    AnalysisCommands,
     AnalysisExists,
     AnalysisNotFound,
     AtActiveCap,
     NewAnalysis,
     QueuedAnalysis,
 )
-from rerun_api.dependencies import Commands, IdempotencyScope, Lifecycle, Publisher, Settings
-from rerun_api.idempotency import KeyReceipt, StoredAnswer, body_hash, mismatch
+from rerun_api.dependencies import (
+    Commands,
+    IdempotencyScope,
+    Lifecycle,
+    PublishJob,
+    Settings,
+    VideoOwner,
+)
+from rerun_api.idempotency import REPLAYED_HEADER, KeyReceipt, StoredAnswer, body_hash, mismatch
 from rerun_api.lifecycle import AnalysisFinished
 from rerun_api.schemas import (
     AnalysisCreated,
@@ -46,18 +47,8 @@ from rerun_api.schemas import (
     RerunAccepted,
     is_file_url,
 )
-from rerun_api.settings import RerunApiSettings
-from rerun_api.video_owner import VideoOwner
 
 log = get_logger(__name__)
-
-PUBLISHES = Counter(
-    "rerun_api_publishes_total",
-    "Job publishes on the request path, by outcome (deferred = left to the outbox).",
-    ["operation", "outcome"],
-)
-# Errors that leave the already committed write in place: the request still succeeds.
-_AFTER_COMMIT_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
 
 _ERRORS: Final = {
     **STANDARD_ERRORS,
@@ -74,48 +65,36 @@ _ERRORS: Final = {
     ),
 }
 
+# The headers of a create's 201 and a rerun's 202.
+ACCEPTED_HEADERS: Final = {
+    "Location": {
+        "description": "The analysis: `/analyses/{id}` (query-api serves it).",
+        "schema": {"type": "string"},
+        "required": True,
+    },
+    REPLAYED_HEADER: {
+        "description": "`true` when the answer is the stored one of an earlier request "
+        "with the same Idempotency-Key.",
+        "schema": {"type": "string", "const": "true"},
+    },
+}
+
+# What a client can do next with the analysis a create answered (OpenAPI links: generators
+# and stateful fuzzers follow them).
+CREATED_LINKS: Final = {
+    name: {
+        "operationId": name,
+        "parameters": {"analysis_id": "$response.body#/id"},
+        "description": description,
+    }
+    for name, description in (
+        ("rerunAnalysis", "Run the new analysis again."),
+        ("cancelAnalysis", "Stop it."),
+        ("deleteAnalysis", "Delete it."),
+    )
+}
+
 router = APIRouter(tags=["analyses"])
-
-
-async def _publish(
-    request: Request,
-    commands: AnalysisCommands,
-    publisher: JobPublisher,
-    settings: RerunApiSettings,
-    queued: QueuedAnalysis,
-    operation: str,
-) -> bool:
-    try:
-        published = await commands.publish_and_clear(
-            publisher,
-            queued,
-            trace_id=getattr(request.state, "request_id", None),
-            publish_timeout=settings.publish_timeout_seconds,
-        )
-    except _AFTER_COMMIT_ERRORS as exc:
-        # Published, but the marker could not be cleared: the outbox will send a
-        # duplicate, which the analyzer ignores.
-        log.warning("publish_marker_not_cleared", analysis_id=queued.analysis_id, error=str(exc))
-        published = True
-    PUBLISHES.labels(operation, "confirmed" if published else "deferred").inc()
-    if not published:
-        log.warning(
-            "publish_deferred_to_outbox",
-            analysis_id=queued.analysis_id,
-            generation=queued.generation,
-        )
-    return published
-
-
-async def _job_publishing(
-    request: Request, commands: Commands, publisher: Publisher, settings: Settings
-) -> Callable[[QueuedAnalysis, str], Awaitable[bool]]:
-    return functools.partial(_publish, request, commands, publisher, settings)
-
-
-# `await publish(queued, operation)`: publishes a committed job now, or leaves it to the
-# outbox; returns whether Pub/Sub confirmed it.
-PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends(_job_publishing)]
 
 
 @router.post(
@@ -126,7 +105,9 @@ PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends
     responses={
         201: {
             "description": "Queued; `Location` points at the analysis. A retry with the "
-            "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+            "same Idempotency-Key gets the same answer (`Idempotent-Replayed: true`).",
+            "headers": ACCEPTED_HEADERS,
+            "links": CREATED_LINKS,
         },
         **_ERRORS,
         **error_responses(
@@ -134,7 +115,7 @@ PublishJob = Annotated[Callable[[QueuedAnalysis, str], Awaitable[bool]], Depends
         ),
     },
 )
-async def create(
+async def create_analysis(
     principal: VideoOwner,
     body: CreateAnalysisRequest,
     once: IdempotencyScope,
@@ -214,7 +195,8 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
     responses={
         202: {
             "description": "Queued with a new generation. A retry with the same "
-            "Idempotency-Key gets the same answer (`Idempotent-Replayed: true`)."
+            "Idempotency-Key gets the same answer (`Idempotent-Replayed: true`).",
+            "headers": ACCEPTED_HEADERS,
         },
         **_ERRORS,
         **error_responses(
@@ -227,7 +209,7 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
         ),
     },
 )
-async def rerun(
+async def rerun_analysis(
     analysis_id: AnalysisIdPath,
     principal: CurrentUser,
     once: IdempotencyScope,
@@ -312,7 +294,7 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
         ),
     },
 )
-async def cancel(
+async def cancel_analysis(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> CancelAccepted:
     try:
@@ -356,7 +338,7 @@ async def cancel(
         ),
     },
 )
-async def delete(
+async def delete_analysis(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> Response:
     try:
