@@ -539,56 +539,21 @@ def main(argv: list[str] | None = None) -> None:
                     numbers = range(r * per_round, min((r + 1) * per_round, args.per_user))
                     http_chunk = {u: chunk(i, r) for u, i in zip(http_users, http_ids, strict=True)}
                     bare_chunk = {u: chunk(i, r) for u, i in zip(bare_users, bare_ids, strict=True)}
-                    for arm in (
-                        await measure(
-                            "HTTP create",
-                            http_creates(api.url, tokens, numbers, "http"),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare create",
-                            bare.creates(bare_users, numbers, "bare"),
-                            this,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "HTTP rerun",
-                            http_reruns(api.url, tokens, http_chunk),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare rerun", bare.reruns(bare_chunk), this, emulator, counts
-                        ),
-                        # The analyses just rerun are queued: cancel them, then delete them.
-                        await measure(
-                            "HTTP cancel",
-                            http_cancels(api.url, tokens, http_chunk),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare cancel", bare.cancels(bare_chunk), this, emulator, counts
-                        ),
-                        await measure(
-                            "HTTP delete",
-                            http_deletes(api.url, tokens, http_chunk),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare delete", bare.deletes(bare_chunk), this, emulator, counts
-                        ),
-                    ):
-                        merged[arm.name] = (
-                            merged[arm.name].merged(arm) if arm.name in merged else arm
-                        )
+                    # In this order: the analyses just rerun are queued, then cancelled,
+                    # then deleted. Each arm runs in the process it measures.
+                    plan: list[tuple[str, Callable[[], Awaitable[list[float]]], psutil.Process]] = [
+                        ("HTTP create", http_creates(api.url, tokens, numbers, "http"), serving),
+                        ("bare create", bare.creates(bare_users, numbers, "bare"), this),
+                        ("HTTP rerun", http_reruns(api.url, tokens, http_chunk), serving),
+                        ("bare rerun", bare.reruns(bare_chunk), this),
+                        ("HTTP cancel", http_cancels(api.url, tokens, http_chunk), serving),
+                        ("bare cancel", bare.cancels(bare_chunk), this),
+                        ("HTTP delete", http_deletes(api.url, tokens, http_chunk), serving),
+                        ("bare delete", bare.deletes(bare_chunk), this),
+                    ]
+                    for name, run, process in plan:
+                        arm = await measure(name, run, process, emulator, counts)
+                        merged[name] = merged[name].merged(arm) if name in merged else arm
                 return list(merged.values())
 
             try:

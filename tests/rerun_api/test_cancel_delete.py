@@ -13,16 +13,12 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
+from tests.rerun_api.support import jobs_for, new_id, pull_jobs, read, seed, seed_in_progress
 from tests.support.polling import metric_value
 
 CANCEL_ROUTE = "/analyses/{analysis_id}/cancel"
 DELETE_ROUTE = "/analyses/{analysis_id}"
 FAIL_ROUTE = "/analyses/{analysis_id}/fail"
-
-
-def new_id() -> str:
-    return f"a-{uuid.uuid4().hex[:12]}"
 
 
 def marker_version(api: RerunApi, user: str) -> int:
@@ -43,13 +39,12 @@ def test_cancel_of_active_work_ends_it_cancelled_and_moves_the_marker(
     api: RerunApi, user: str, status: str
 ) -> None:
     analysis_id = new_id()
-    seed(
+    seed_in_progress(
         api.db,
         analysis_id,
         user=user,
         status=status,
         generation=2,
-        lease_owner="worker-1" if status == "running" else None,
         publish_pending=status == "queued",
     )
     before = marker_version(api, user)
@@ -246,14 +241,7 @@ def test_an_admin_fails_stuck_work_with_a_reason_and_it_leaves_the_cap(
     api: RerunApi, user: str, status: str
 ) -> None:
     analysis_id = new_id()
-    seed(
-        api.db,
-        analysis_id,
-        user="the-owner",
-        status=status,
-        generation=4,
-        lease_owner="worker-1" if status == "running" else None,
-    )
+    seed_in_progress(api.db, analysis_id, user="the-owner", status=status, generation=4)
     feeds = api.db.collection("analysis_feeds")
     feeds.document("the-owner").set({"version": 1, "active": [analysis_id]}, merge=True)
     reason = "the worker that ran it is gone; rerun it to try again"

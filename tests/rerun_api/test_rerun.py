@@ -3,18 +3,11 @@ emulators: ownership, the status rule, the transaction's writes and the publishe
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from flokraft_core.analysis_jobs import AnalysisJobStore, ClaimOutcome
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
-
-
-def new_id() -> str:
-    return f"a-{uuid.uuid4().hex[:12]}"
+from tests.rerun_api.support import jobs_for, new_id, pull_jobs, read, seed, seed_in_progress
 
 
 @pytest.mark.parametrize("status", ["done", "failed"])
@@ -157,15 +150,7 @@ def test_an_admins_rerun_of_stuck_work_queues_a_new_generation_that_fences_the_o
     api: RerunApi, user: str, status: str
 ) -> None:
     analysis_id = new_id()
-    seed(
-        api.db,
-        analysis_id,
-        user="the-owner",
-        status=status,
-        generation=2,
-        lease_owner="worker-1" if status == "running" else None,
-        lease_until=datetime.now(UTC) + timedelta(minutes=5) if status == "running" else None,
-    )
+    seed_in_progress(api.db, analysis_id, user="the-owner", status=status, generation=2)
     # The owner gets 409 for work in progress ...
     owner = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers("the-owner"))
     assert owner.status_code == 409

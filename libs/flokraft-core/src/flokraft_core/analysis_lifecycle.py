@@ -138,9 +138,9 @@ class AnalysisLifecycle(AnalysisStore):
         admin: bool,
     ) -> Stopped:
         """queued | running -> `move`'s target (cancelled, or failed for ABANDON), with
-        `reason(document)` as the error the user reads. Raises AnalysisNotFound (missing or someone
-        else's) and AnalysisFinished (any other status). One already in the target status
-        is answered as it is, without a write."""
+        `reason(document)` as the error the user reads. Raises AnalysisNotFound (missing
+        or someone else's) and AnalysisFinished (any other status). One already in the
+        target status is answered as it is, without a write."""
         ref = self._ref(analysis_id)
         target = TABLE[move].target
 
@@ -153,7 +153,7 @@ class AnalysisLifecycle(AnalysisStore):
             if status is not None and status is target:
                 at = as_utc(data.get(Fields.UPDATED_AT)) or utc_now()
                 error = data.get(Fields.ERROR)
-                return Stopped(analysis_id, generation, status, False, at, error if error else None)
+                return Stopped(analysis_id, generation, status, False, at, str(error or "") or None)
             if not allows(move, status):
                 raise AnalysisFinished(analysis_id, data.get(Fields.STATUS), generation)
             error = reason(data)

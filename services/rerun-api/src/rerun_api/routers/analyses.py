@@ -30,7 +30,7 @@ from flokraft_core.analysis_commands import (
     NewAnalysis,
     QueuedAnalysis,
 )
-from flokraft_core.analysis_lifecycle import AnalysisFinished
+from flokraft_core.analysis_lifecycle import AnalysisFinished, Stopped
 from flokraft_core.job_publisher import JobPublisher
 from flokraft_core.logs import get_logger
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
@@ -338,12 +338,11 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
 async def cancel(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> CancelAccepted:
-    try:
-        cancelled = await lifecycle.cancel(analysis_id, uid=principal.uid, admin=principal.admin)
-    except AnalysisNotFound as exc:
-        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
-    except AnalysisFinished as exc:
-        raise _finished(analysis_id, exc, "cancel") from exc
+    cancelled = await _stopped(
+        analysis_id,
+        "cancel",
+        lifecycle.cancel(analysis_id, uid=principal.uid, admin=principal.admin),
+    )
     if cancelled.changed:
         log.info("analysis_cancelled", analysis_id=analysis_id, generation=cancelled.generation)
     return CancelAccepted(
@@ -383,12 +382,11 @@ async def cancel(
 async def fail(
     analysis_id: AnalysisIdPath, body: FailRequest, principal: AdminUser, lifecycle: Lifecycle
 ) -> FailAccepted:
-    try:
-        failed = await lifecycle.fail(analysis_id, reason=body.reason, admin_uid=principal.uid)
-    except AnalysisNotFound as exc:
-        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
-    except AnalysisFinished as exc:
-        raise _finished(analysis_id, exc, "fail") from exc
+    failed = await _stopped(
+        analysis_id,
+        "fail",
+        lifecycle.fail(analysis_id, reason=body.reason, admin_uid=principal.uid),
+    )
     if failed.changed:
         log.warning(
             "analysis_failed_by_admin",
@@ -405,13 +403,19 @@ async def fail(
     )
 
 
-def _finished(analysis_id: str, exc: AnalysisFinished, what: str) -> ApiError:
-    return ApiError(
-        409,
-        "already_finished",
-        f"analysis {analysis_id} is already {exc.status}; there is nothing to {what}",
-        extra={"status": exc.status, "generation": exc.generation},
-    )
+async def _stopped(analysis_id: str, what: str, stopping: Awaitable[Stopped]) -> Stopped:
+    """Awaits a cancel or fail, answering 404 and 409 (`already_finished`) for it."""
+    try:
+        return await stopping
+    except AnalysisNotFound as exc:
+        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+    except AnalysisFinished as exc:
+        raise ApiError(
+            409,
+            "already_finished",
+            f"analysis {analysis_id} is already {exc.status}; there is nothing to {what}",
+            extra={"status": exc.status, "generation": exc.generation},
+        ) from exc
 
 
 @router.delete(
