@@ -2,20 +2,24 @@
 
 Starts a Firestore emulator, the Pub/Sub emulator, a dev-auth issuer and a real rerun-api
 process; seeds analyses in status `done` (50 per user, 10 users) and then, in one run, for
-creates and for reruns, each in two arms:
+creates, reruns, cancels and deletes, each in two arms:
 
-1. HTTP: `POST /analyses` (each with its own Idempotency-Key, as a client should send)
-   and `POST /analyses/{id}/rerun` (without one), 500 each from 10 concurrent users (50
-   each, in turn), against the process;
+1. HTTP: `POST /analyses` (each with its own Idempotency-Key, as a client should send),
+   `POST /analyses/{id}/rerun` (without one), then `POST /analyses/{id}/cancel` and
+   `DELETE /analyses/{id}` of the analyses just rerun (queued), 500 each from 10
+   concurrent users (50 each, in turn), against the process;
 2. bare: the same command the route runs (rerun_api.commands.AnalysisCommands
    create/rerun with the active cap, the create with its key's record and derived id,
-   then publish_and_clear), called directly, 500 times, 10 concurrently.
+   then publish_and_clear; rerun_api.lifecycle.AnalysisLifecycle cancel and
+   delete, the delete with the idempotency records), called directly, 500 times, 10
+   concurrently.
 
 Per arm: p50/p90/p99/max latency, throughput, CPU per request (the rerun-api process's
 for HTTP, this process's for bare; the emulator's for both) and Firestore documents read
 and written per request, as the emulator counted them (tools/firestore-emulator prints its
 counts on SIGUSR2). The outbox's scan is switched off so that only requests are counted.
-The target: the HTTP path's throughput at least 0.75x the bare command's.
+The target: the HTTP path's throughput at least 0.75x the bare command's for creates and
+reruns (cancels and deletes are reported beside them).
 
     uv run python bench/rerun_bench.py [--per-user 50] [--users 10]   (make bench-rerun)
 """
@@ -51,6 +55,7 @@ from flokraft_devstack.issuer import running_issuer
 from flokraft_devstack.processes import ManagedProcess
 from rerun_api.commands import AnalysisCommands, NewAnalysis, QueuedAnalysis
 from rerun_api.idempotency import IdempotencyStore, StoredAnswer, body_hash
+from rerun_api.lifecycle import AnalysisLifecycle
 from rerun_api.settings import RerunApiSettings
 
 COLLECTION = "analyses"
@@ -222,13 +227,18 @@ class Connection:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, headers: dict[str, str], body: bytes = b"") -> int:
-        """Sends one POST and reads the whole answer; returns its status."""
+        return await self.request("POST", path, headers, body)
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> int:
+        """Sends one request and reads the whole answer; returns its status."""
         if self._streams is None:
             self._streams = await asyncio.open_connection(self._host, self._port)
         reader, writer = self._streams
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Length: {len(body)}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Length: {len(body)}\r\n"
             f"{head}\r\n".encode()
             + body
         )
@@ -279,9 +289,16 @@ def http_creates(
     return run
 
 
-def http_reruns(
-    url: str, tokens: dict[str, str], ids: dict[str, list[str]]
+def http_per_analysis(
+    url: str,
+    tokens: dict[str, str],
+    ids: dict[str, list[str]],
+    method: str,
+    path: str,
+    expect: int,
 ) -> Callable[[], Awaitable[list[float]]]:
+    """`method path` (`{id}` in it: the analysis) for each of every user's analyses."""
+
     async def run() -> list[float]:
         latencies: list[float] = []
         statuses: dict[int, int] = {}
@@ -290,16 +307,34 @@ def http_reruns(
             headers = {"Authorization": f"Bearer {tokens[user]}"}
             for analysis_id in ids[user]:
                 started = time.perf_counter()
-                status = await client.post(f"/analyses/{analysis_id}/rerun", headers)
+                status = await client.request(method, path.format(id=analysis_id), headers)
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1
 
         await _concurrently(url, tokens, one_user)
-        if statuses != {202: len(latencies)}:
-            raise SystemExit(f"HTTP reruns: expected only 202s, got {statuses}")
+        if statuses != {expect: len(latencies)}:
+            raise SystemExit(f"HTTP {method} {path}: expected only {expect}s, got {statuses}")
         return latencies
 
     return run
+
+
+def http_reruns(
+    url: str, tokens: dict[str, str], ids: dict[str, list[str]]
+) -> Callable[[], Awaitable[list[float]]]:
+    return http_per_analysis(url, tokens, ids, "POST", "/analyses/{id}/rerun", 202)
+
+
+def http_cancels(
+    url: str, tokens: dict[str, str], ids: dict[str, list[str]]
+) -> Callable[[], Awaitable[list[float]]]:
+    return http_per_analysis(url, tokens, ids, "POST", "/analyses/{id}/cancel", 200)
+
+
+def http_deletes(
+    url: str, tokens: dict[str, str], ids: dict[str, list[str]]
+) -> Callable[[], Awaitable[list[float]]]:
+    return http_per_analysis(url, tokens, ids, "DELETE", "/analyses/{id}", 204)
 
 
 async def _concurrently(
@@ -323,6 +358,12 @@ class Bare:
         self.db = firestore.AsyncClient(project=settings.google_cloud_project)
         self.publisher = JobPublisher(settings)
         self.commands = AnalysisCommands(
+            self.db,
+            COLLECTION,
+            markers_collection=settings.firestore_feed_collection,
+            rpc_timeout=settings.firestore_timeout_seconds,
+        )
+        self.lifecycle = AnalysisLifecycle(
             self.db,
             COLLECTION,
             markers_collection=settings.firestore_feed_collection,
@@ -385,16 +426,39 @@ class Bare:
         return run
 
     def reruns(self, ids: dict[str, list[str]]) -> Callable[[], Awaitable[list[float]]]:
+        async def rerun(user: str, analysis_id: str) -> None:
+            queued = await self.commands.rerun(
+                analysis_id, requested_by=user, admin=False, active_cap=CAP
+            )
+            await self._publish(queued)
+
+        return self._each(ids, rerun)
+
+    def cancels(self, ids: dict[str, list[str]]) -> Callable[[], Awaitable[list[float]]]:
+        async def cancel(user: str, analysis_id: str) -> None:
+            await self.lifecycle.cancel(analysis_id, uid=user, admin=False)
+
+        return self._each(ids, cancel)
+
+    def deletes(self, ids: dict[str, list[str]]) -> Callable[[], Awaitable[list[float]]]:
+        async def delete(user: str, analysis_id: str) -> None:
+            await self.lifecycle.delete(analysis_id, uid=user, admin=False, records=self.store)
+
+        return self._each(ids, delete)
+
+    @staticmethod
+    def _each(
+        ids: dict[str, list[str]], command: Callable[[str, str], Awaitable[None]]
+    ) -> Callable[[], Awaitable[list[float]]]:
+        """`command(user, id)` for each of every user's analyses, the users concurrently."""
+
         async def run() -> list[float]:
             latencies: list[float] = []
 
             async def one_user(user: str) -> None:
                 for analysis_id in ids[user]:
                     started = time.perf_counter()
-                    queued = await self.commands.rerun(
-                        analysis_id, requested_by=user, admin=False, active_cap=CAP
-                    )
-                    await self._publish(queued)
+                    await command(user, analysis_id)
                     latencies.append((time.perf_counter() - started) * 1000)
 
             await asyncio.gather(*(one_user(user) for user in ids))
@@ -472,35 +536,21 @@ def main(argv: list[str] | None = None) -> None:
                     numbers = range(r * per_round, min((r + 1) * per_round, args.per_user))
                     http_chunk = {u: chunk(i, r) for u, i in zip(http_users, http_ids, strict=True)}
                     bare_chunk = {u: chunk(i, r) for u, i in zip(bare_users, bare_ids, strict=True)}
-                    for arm in (
-                        await measure(
-                            "HTTP create",
-                            http_creates(api.url, tokens, numbers, "http"),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare create",
-                            bare.creates(bare_users, numbers, "bare"),
-                            this,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "HTTP rerun",
-                            http_reruns(api.url, tokens, http_chunk),
-                            serving,
-                            emulator,
-                            counts,
-                        ),
-                        await measure(
-                            "bare rerun", bare.reruns(bare_chunk), this, emulator, counts
-                        ),
-                    ):
-                        merged[arm.name] = (
-                            merged[arm.name].merged(arm) if arm.name in merged else arm
-                        )
+                    # In this order: the analyses just rerun are queued, then cancelled,
+                    # then deleted. Each arm runs in the process it measures.
+                    plan: list[tuple[str, Callable[[], Awaitable[list[float]]], psutil.Process]] = [
+                        ("HTTP create", http_creates(api.url, tokens, numbers, "http"), serving),
+                        ("bare create", bare.creates(bare_users, numbers, "bare"), this),
+                        ("HTTP rerun", http_reruns(api.url, tokens, http_chunk), serving),
+                        ("bare rerun", bare.reruns(bare_chunk), this),
+                        ("HTTP cancel", http_cancels(api.url, tokens, http_chunk), serving),
+                        ("bare cancel", bare.cancels(bare_chunk), this),
+                        ("HTTP delete", http_deletes(api.url, tokens, http_chunk), serving),
+                        ("bare delete", bare.deletes(bare_chunk), this),
+                    ]
+                    for name, run, process in plan:
+                        arm = await measure(name, run, process, emulator, counts)
+                        merged[name] = merged[name].merged(arm) if name in merged else arm
                 return list(merged.values())
 
             try:
@@ -521,20 +571,24 @@ def main(argv: list[str] | None = None) -> None:
 
             total = args.users * args.per_user
             print(
-                f"rerun-api benchmark: {total} creates and {total} reruns per arm, "
+                f"rerun-api benchmark: {total} creates, reruns, cancels and deletes per arm, "
                 f"{args.users} concurrent users, Firestore + Pub/Sub emulators, "
                 f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
             )
             for arm in results:
                 print(arm.line())
             by_name = {arm.name: arm for arm in results}
-            for kind in ("create", "rerun"):
+            for kind in ("create", "rerun", "cancel", "delete"):
                 http, direct = by_name[f"HTTP {kind}"], by_name[f"bare {kind}"]
                 ratio = http.throughput / direct.throughput
-                verdict = "meets" if ratio >= 0.75 else "misses"
+                verdict = (
+                    f" ({'meets' if ratio >= 0.75 else 'misses'} the 0.75 target)"
+                    if kind in ("create", "rerun")
+                    else ""
+                )
                 print(
                     f"{kind}: HTTP/bare throughput {http.throughput:.1f}/{direct.throughput:.1f}"
-                    f" = {ratio:.2f} ({verdict} the 0.75 target)"
+                    f" = {ratio:.2f}{verdict}"
                 )
             print(f"publish_pending left set: {still_pending}")
     finally:

@@ -21,6 +21,7 @@ OPERATIONS = {
         ("post", "/analyses"): "createAnalysis",
         ("post", "/analyses/{analysis_id}/rerun"): "rerunAnalysis",
         ("post", "/analyses/{analysis_id}/cancel"): "cancelAnalysis",
+        ("post", "/analyses/{analysis_id}/fail"): "failAnalysis",
         ("delete", "/analyses/{analysis_id}"): "deleteAnalysis",
     },
 }

@@ -1,7 +1,8 @@
 """Stopping a running analysis, end to end: a create through rerun-api, the analyzer
-running it in a child, then a cancel (or a delete) through rerun-api. The worker notices at
-its next progress write (its lease renewal, PROGRESS_INTERVAL_SECONDS = 2 s, the default)
-and kills the child; the result never lands, and a deleted analysis never comes back.
+running it in a child, then a cancel, a delete, or an admin's rerun or fail (of stuck
+work) through rerun-api. The worker notices at its next progress write (its lease renewal,
+PROGRESS_INTERVAL_SECONDS = 2 s, the default) and kills the child; the old run's result
+never lands, and a deleted analysis never comes back.
 
 The engine spends SLOW_ENGINE_SECONDS reporting progress before it runs the real analysis,
 so a result that did land would land well within the test's wait.
@@ -59,6 +60,14 @@ class Stack:
         )
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
+
+    def call(
+        self, method: str, path: str, uid: str, *, admin: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """`method path` on rerun-api (paths under /analyses) or, for GET, query-api."""
+        base = self.query_api.url if method == "GET" else self.rerun_api.url
+        headers = self.issuer.headers(uid, admin=admin)
+        return httpx.request(method, f"{base}{path}", headers=headers, timeout=20, **kwargs)
 
     def doc(self, analysis_id: str) -> dict[str, Any] | None:
         return self.db.collection("analyses").document(analysis_id).get().to_dict()
@@ -126,29 +135,49 @@ def wait_running(stack: Stack, analysis_id: str) -> list[psutil.Process]:
     return stack.children()
 
 
-def stopped_after(stack: Stack, children: list[psutil.Process], since: float) -> float:
+def stop_running(
+    stack: Stack,
+    uid: str,
+    method: str,
+    path: str,
+    expect: int,
+    *,
+    analysis_id: str | None = None,
+    **kwargs: Any,
+) -> tuple[str, httpx.Response]:
+    """Creates an analysis for `uid` (unless given one), waits until its child runs, sends
+    `method path` (`{id}` in it is the analysis), and checks the child is stopped within
+    the notice budget. Returns the analysis id and the answer."""
+    analysis_id = analysis_id or stack.create(uid)
+    children = wait_running(stack, analysis_id)
+    started = time.monotonic()
+    response = stack.call(method, path.format(id=analysis_id), uid, **kwargs)
+    assert response.status_code == expect, response.text
     _, alive = psutil.wait_procs(children, timeout=NOTICE_BUDGET_SECONDS + 10)
     assert not alive, f"the child still runs\n{stack.logs()}"
-    elapsed = time.monotonic() - since
+    elapsed = time.monotonic() - started
     assert elapsed < NOTICE_BUDGET_SECONDS, f"{elapsed:.1f} s\n{stack.logs()}"
-    return elapsed
+    print(f"{method} {path} -> child stopped: {elapsed:.2f} s")
+    return analysis_id, response
+
+
+def assert_superseded_once(stack: Stack) -> None:
+    """The worker stopped one child because its job was no longer its own."""
+    assert metric_value(stack.analyzer.url, "analyzer_jobs_total", outcome="superseded") == 1
+    assert metric_value(stack.analyzer.url, "analyzer_child_kills_total", reason="superseded") == 1
+
+
+def wait_done(stack: Stack, analysis_id: str) -> dict[str, Any]:
+    assert wait_until(
+        lambda: (stack.doc(analysis_id) or {}).get("status") == "done", ENGINE_SECONDS + 60
+    ), stack.logs()
+    return stack.doc(analysis_id) or {}
 
 
 def test_cancel_of_a_running_job_stops_its_child_and_the_result_never_lands(
     stack: Stack,
 ) -> None:
-    analysis_id = stack.create("alice")
-    children = wait_running(stack, analysis_id)
-
-    started = time.monotonic()
-    response = httpx.post(
-        f"{stack.rerun_api.url}/analyses/{analysis_id}/cancel",
-        headers=stack.issuer.headers("alice"),
-        timeout=20,
-    )
-    assert response.status_code == 200, response.text
-    elapsed = stopped_after(stack, children, started)
-    print(f"cancel -> child stopped: {elapsed:.2f} s")
+    analysis_id, _ = stop_running(stack, "alice", "POST", "/analyses/{id}/cancel", 200)
 
     # Past the time the engine would have needed to finish: nothing landed.
     time.sleep(ENGINE_SECONDS + 3)
@@ -159,56 +188,24 @@ def test_cancel_of_a_running_job_stops_its_child_and_the_result_never_lands(
     assert doc["total_score"] is None
     assert doc["error"] == "cancelled by its owner"
     assert stack.children() == []
-    assert metric_value(stack.analyzer.url, "analyzer_jobs_total", outcome="superseded") == 1
-    assert metric_value(stack.analyzer.url, "analyzer_child_kills_total", reason="superseded") == 1
-    detail = httpx.get(
-        f"{stack.query_api.url}/analyses/{analysis_id}",
-        headers=stack.issuer.headers("alice"),
-        timeout=20,
-    )
-    assert detail.json()["status"] == "cancelled"
+    assert_superseded_once(stack)
+    assert stack.call("GET", f"/analyses/{analysis_id}", "alice").json()["status"] == "cancelled"
 
     # A cancelled analysis may be rerun, and that run completes.
-    rerun = httpx.post(
-        f"{stack.rerun_api.url}/analyses/{analysis_id}/rerun",
-        headers=stack.issuer.headers("alice"),
-        timeout=20,
-    )
+    rerun = stack.call("POST", f"/analyses/{analysis_id}/rerun", "alice")
     assert rerun.status_code == 202, rerun.text
-    assert wait_until(
-        lambda: (stack.doc(analysis_id) or {}).get("status") == "done", ENGINE_SECONDS + 60
-    ), stack.logs()
-    assert (stack.doc(analysis_id) or {})["completions"] == 1
+    assert wait_done(stack, analysis_id)["completions"] == 1
 
 
 def test_delete_of_a_running_job_stops_it_and_the_document_never_comes_back(
     stack: Stack,
 ) -> None:
-    analysis_id = stack.create("bob")
-    children = wait_running(stack, analysis_id)
-
-    started = time.monotonic()
-    response = httpx.delete(
-        f"{stack.rerun_api.url}/analyses/{analysis_id}",
-        headers=stack.issuer.headers("bob"),
-        timeout=20,
-    )
-    assert response.status_code == 204, response.text
-    # Gone at once from the detail and the list.
-    detail = httpx.get(
-        f"{stack.query_api.url}/analyses/{analysis_id}",
-        headers=stack.issuer.headers("bob"),
-        timeout=20,
-    )
-    assert detail.status_code == 404
-    listed = httpx.get(
-        f"{stack.query_api.url}/analyses", headers=stack.issuer.headers("bob"), timeout=20
-    )
+    analysis_id, _ = stop_running(stack, "bob", "DELETE", "/analyses/{id}", 204)
+    # Gone from the detail and the list.
+    assert stack.call("GET", f"/analyses/{analysis_id}", "bob").status_code == 404
+    listed = stack.call("GET", "/analyses", "bob")
     assert listed.status_code == 200
     assert [row["id"] for row in listed.json()] == []
-
-    elapsed = stopped_after(stack, children, started)
-    print(f"delete -> child stopped: {elapsed:.2f} s")
 
     # No completion, progress, retry or dead-letter write brings it back.
     deadline = time.monotonic() + ENGINE_SECONDS + 5
@@ -216,9 +213,43 @@ def test_delete_of_a_running_job_stops_it_and_the_document_never_comes_back(
         assert stack.doc(analysis_id) is None, stack.logs()
         time.sleep(0.5)
     assert metric_value(stack.analyzer.url, "analyzer_jobs_total", outcome="superseded") == 1
-    again = httpx.delete(
-        f"{stack.rerun_api.url}/analyses/{analysis_id}",
-        headers=stack.issuer.headers("bob"),
-        timeout=20,
+    assert stack.call("DELETE", f"/analyses/{analysis_id}", "bob").status_code == 404
+
+
+def test_an_admins_rerun_of_a_running_job_fences_the_old_run_and_runs_once_more(
+    stack: Stack,
+) -> None:
+    # The owner may not rerun work in progress; an admin may (stuck work).
+    analysis_id = stack.create("carol")
+    wait_running(stack, analysis_id)
+    owner = stack.call("POST", f"/analyses/{analysis_id}/rerun", "carol")
+    assert owner.status_code == 409, owner.text
+    assert owner.json()["error"]["code"] == "already_queued"
+
+    _, response = stop_running(
+        stack, "carol", "POST", "/analyses/{id}/rerun", 202, analysis_id=analysis_id, admin=True
     )
-    assert again.status_code == 404
+    assert response.json()["generation"] == 2
+
+    # The old run's child is gone and its result never lands; the new generation runs
+    # to the end, once.
+    doc = wait_done(stack, analysis_id)
+    assert (doc["generation"], doc["completed_generation"], doc["completions"]) == (2, 2, 1)
+    assert_superseded_once(stack)
+    assert metric_value(stack.analyzer.url, "analyzer_jobs_total", outcome="done") == 1
+
+
+def test_an_admins_fail_of_a_running_job_stops_it_with_the_reason(stack: Stack) -> None:
+    reason = "the upload was broken; upload the video again and rerun"
+    analysis_id, response = stop_running(
+        stack, "dave", "POST", "/analyses/{id}/fail", 200, admin=True, json={"reason": reason}
+    )
+    assert (response.json()["status"], response.json()["error"]) == ("failed", reason)
+
+    time.sleep(ENGINE_SECONDS + 3)
+    doc = stack.doc(analysis_id) or {}
+    assert (doc["status"], doc["error"]) == ("failed", reason), stack.logs()
+    assert doc.get("completions") is None
+    assert_superseded_once(stack)
+    detail = stack.call("GET", f"/analyses/{analysis_id}", "dave").json()
+    assert (detail["status"], detail["error"]) == ("failed", reason)

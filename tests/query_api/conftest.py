@@ -5,6 +5,7 @@ other's data), and helpers to write documents and call it over HTTP."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from google.cloud import firestore as gfirestore
 
 from tests.support.auth import TestIssuer
 from tests.support.processes import ManagedProcess, service
+from tests.support.sse import EventStream
 
 COLLECTION = "analyses"
 # Every query-api of the tests signs page tokens with this (the chart takes it from a
@@ -152,3 +154,30 @@ def write(api: QueryApi) -> Writer:
         return ids
 
     return _write
+
+
+# --- event streams (test_events.py, test_event_caps.py) --------------------------------
+
+
+def assert_served(open_stream: Callable[[], EventStream], within: float = 0) -> None:
+    """Opens a stream, again and again for up to `within` seconds while it is refused (a
+    closed stream frees its place once the server has noticed the hang-up), asserts it
+    was served (200) and closes it."""
+    deadline = time.monotonic() + within
+    while True:
+        stream = open_stream()
+        stream.close()
+        if stream.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stream.status == 200, stream.body
+
+
+def ends_with_reconnect(stream: EventStream, reason: str, timeout: float = 10) -> float:
+    """Asserts the next event is `reconnect` for `reason` and the stream then ends;
+    returns when it ended (monotonic)."""
+    goodbye = stream.next(timeout=timeout)
+    assert (goodbye.event, goodbye.json) == ("reconnect", {"reason": reason})
+    assert goodbye.retry == 3000
+    assert stream.ended.wait(5)
+    return time.monotonic()

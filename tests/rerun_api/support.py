@@ -4,6 +4,7 @@ pulling job messages from the analyzer's subscription."""
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,34 @@ def seed(
             "publish_pending": False,
             **extra,
         }
+    )
+
+
+def new_id() -> str:
+    return f"a-{uuid.uuid4().hex[:12]}"
+
+
+def seed_in_progress(
+    db: firestore.Client,
+    analysis_id: str,
+    *,
+    user: str,
+    status: str,
+    generation: int,
+    **extra: Any,
+) -> None:
+    """Seeds work in progress as the analyzer leaves it: `running` with worker-1's live
+    lease, `queued` with no lease."""
+    running = status == "running"
+    seed(
+        db,
+        analysis_id,
+        user=user,
+        status=status,
+        generation=generation,
+        lease_owner="worker-1" if running else None,
+        lease_until=datetime.now(UTC) + timedelta(minutes=5) if running else None,
+        **extra,
     )
 
 

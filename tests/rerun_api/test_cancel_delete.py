@@ -1,25 +1,24 @@
-"""POST /analyses/{id}/cancel and DELETE /analyses/{id} through real HTTP against a
-rerun-api process and the emulators: who may, which statuses, what is written (and what
-it costs), and that the owner's change marker moves."""
+"""POST /analyses/{id}/cancel, POST /analyses/{id}/fail (admins) and DELETE
+/analyses/{id} through real HTTP against a rerun-api process and the emulators: who may,
+which statuses, what is written (and what it costs), that the owner's change marker moves,
+and what becomes of a deleted analysis's Idempotency-Key records and outbox marker."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
+from tests.rerun_api.support import jobs_for, new_id, pull_jobs, read, seed, seed_in_progress
 from tests.support.polling import metric_value
 
 CANCEL_ROUTE = "/analyses/{analysis_id}/cancel"
 DELETE_ROUTE = "/analyses/{analysis_id}"
-
-
-def new_id() -> str:
-    return f"a-{uuid.uuid4().hex[:12]}"
+FAIL_ROUTE = "/analyses/{analysis_id}/fail"
 
 
 def marker_version(api: RerunApi, user: str) -> int:
@@ -40,13 +39,12 @@ def test_cancel_of_active_work_ends_it_cancelled_and_moves_the_marker(
     api: RerunApi, user: str, status: str
 ) -> None:
     analysis_id = new_id()
-    seed(
+    seed_in_progress(
         api.db,
         analysis_id,
         user=user,
         status=status,
         generation=2,
-        lease_owner="worker-1" if status == "running" else None,
         publish_pending=status == "queued",
     )
     before = marker_version(api, user)
@@ -154,28 +152,160 @@ def test_delete_of_someone_elses_is_404_and_an_admin_may(api: RerunApi, user: st
     assert not exists(api, analysis_id)
 
 
-def test_a_create_retried_after_its_delete_does_not_bring_it_back(api: RerunApi, user: str) -> None:
-    body: dict[str, Any] = {
+def create_body(user: str) -> dict[str, Any]:
+    return {
         "video_url": f"gs://flokraft-videos/{user}/clip.mp4",
         "dance_type": "salsa",
         "dancers": ["a", "b"],
         "analysis_type": "couple",
     }
+
+
+def records(api: RerunApi) -> dict[str, dict[str, Any]]:
+    return {
+        snapshot.id: snapshot.to_dict() or {}
+        for snapshot in api.db.collection("idempotency_keys").stream()
+    }
+
+
+def test_a_create_retried_after_its_delete_answers_410_and_never_brings_it_back(
+    api: RerunApi, user: str
+) -> None:
+    body = create_body(user)
     headers = api.headers(user, **{"Idempotency-Key": f"k-{uuid.uuid4().hex}"})
     created = api.http.post("/analyses", json=body, headers=headers)
     assert created.status_code == 201, created.text
     analysis_id = created.json()["id"]
+    record_ids = read(api.db, analysis_id)["idempotency_records"]
+    assert len(record_ids) == 1
     assert api.http.delete(f"/analyses/{analysis_id}", headers=api.headers(user)).status_code == 204
 
-    retried = api.http.post("/analyses", json=body, headers=headers)
+    # The key's stored answer became a tombstone in the delete's transaction: nothing of
+    # the deleted analysis is left in it, and it has no expiry for the TTL policy.
+    tombstone = records(api)[record_ids[0]]
+    assert tombstone["state"] == "deleted"
+    assert set(tombstone) == {"state", "created_at"}
 
-    # The key's record stays until its TTL: the retry is told what the first request did,
-    # and no analysis is created again.
-    assert retried.status_code == 201
-    assert retried.json()["id"] == analysis_id
+    for retry_body in (body, {**body, "dance_type": "tango"}):
+        retried = api.http.post("/analyses", json=retry_body, headers=headers)
+        assert retried.status_code == 410, retried.text
+        error = retried.json()["error"]
+        assert (error["code"], error["param"]) == ("analysis_deleted", "Idempotency-Key")
+        assert analysis_id not in retried.text
     assert not exists(api, analysis_id)
     listed = api.db.collection("analyses").where(filter=FieldFilter("user_id", "==", user)).get()
     assert listed == []
+
+    # A new key starts a new analysis as usual.
+    fresh = api.http.post(
+        "/analyses", json=body, headers=api.headers(user, **{"Idempotency-Key": "another"})
+    )
+    assert fresh.status_code == 201
+    assert fresh.json()["id"] != analysis_id
+
+
+def test_a_keyed_rerun_retried_after_the_delete_answers_410(api: RerunApi, user: str) -> None:
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user=user)
+    headers = api.headers(user, **{"Idempotency-Key": f"k-{uuid.uuid4().hex}"})
+    path = f"/analyses/{analysis_id}/rerun"
+    assert api.http.post(path, headers=headers).status_code == 202
+    assert api.http.post(path, headers=headers).headers["Idempotent-Replayed"] == "true"
+    assert api.http.delete(f"/analyses/{analysis_id}", headers=api.headers(user)).status_code == 204
+
+    retried = api.http.post(path, headers=headers)
+
+    assert retried.status_code == 410, retried.text
+    assert retried.json()["error"]["code"] == "analysis_deleted"
+    assert not exists(api, analysis_id)
+
+
+def test_a_deleted_analysis_with_a_publish_pending_is_never_published(
+    api: RerunApi, user: str
+) -> None:
+    # Its outbox marker is a field of the document (older than OUTBOX_MAX_AGE_SECONDS, so
+    # the reconciler, scanning every second, would publish it): the delete takes it along.
+    # A publish already under way when the delete lands reaches the analyzer, which finds
+    # no document and acks the message (ClaimOutcome.NOT_FOUND).
+    analysis_id = new_id()
+    seed(api.db, analysis_id, user=user, status="queued", publish_pending=True)
+    api.db.collection("analyses").document(analysis_id).update({"updated_at": datetime.now(UTC)})
+    assert api.http.delete(f"/analyses/{analysis_id}", headers=api.headers(user)).status_code == 204
+
+    assert jobs_for(pull_jobs(api.project, wait_seconds=4), analysis_id) == []
+    assert not exists(api, analysis_id)
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_an_admin_fails_stuck_work_with_a_reason_and_it_leaves_the_cap(
+    api: RerunApi, user: str, status: str
+) -> None:
+    analysis_id = new_id()
+    seed_in_progress(api.db, analysis_id, user="the-owner", status=status, generation=4)
+    feeds = api.db.collection("analysis_feeds")
+    feeds.document("the-owner").set({"version": 1, "active": [analysis_id]}, merge=True)
+    reason = "the worker that ran it is gone; rerun it to try again"
+
+    owner = api.http.post(
+        FAIL_ROUTE.format(analysis_id=analysis_id),
+        json={"reason": reason},
+        headers=api.headers("the-owner"),
+    )
+    assert owner.status_code == 403
+    assert owner.json()["error"]["code"] == "permission_denied"
+    assert read(api.db, analysis_id)["status"] == status
+
+    response = api.http.post(
+        FAIL_ROUTE.format(analysis_id=analysis_id),
+        json={"reason": reason},
+        headers=api.headers(user, admin=True),
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["id"], body["status"], body["generation"]) == (analysis_id, "failed", 4)
+    assert (body["error"], bool(body["failed_at"])) == (reason, True)
+    doc = read(api.db, analysis_id)
+    assert (doc["status"], doc["error"], doc["generation"]) == ("failed", reason, 4)
+    assert (doc["lease_owner"], doc["publish_pending"]) == (None, False)
+    marker = feeds.document("the-owner").get().to_dict() or {}
+    assert analysis_id not in marker["active"]
+    assert marker["version"] >= 2
+
+    # A repeat answers the same without a write; the owner may rerun it.
+    version = marker_version(api, "the-owner")
+    again = api.http.post(
+        FAIL_ROUTE.format(analysis_id=analysis_id),
+        json={"reason": "another"},
+        headers=api.headers(user, admin=True),
+    )
+    assert (again.status_code, again.json()["error"]) == (200, reason)
+    assert marker_version(api, "the-owner") == version
+    rerun = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers("the-owner"))
+    assert rerun.status_code == 202
+
+
+def test_an_admins_fail_of_finished_missing_or_bad_requests(api: RerunApi, user: str) -> None:
+    admin = api.headers(user, admin=True)
+    done = new_id()
+    seed(api.db, done, user="the-owner", status="done")
+
+    finished = api.http.post(
+        FAIL_ROUTE.format(analysis_id=done), json={"reason": "x"}, headers=admin
+    )
+    assert finished.status_code == 409
+    assert (finished.json()["error"]["code"], finished.json()["error"]["status"]) == (
+        "already_finished",
+        "done",
+    )
+    missing = api.http.post(
+        FAIL_ROUTE.format(analysis_id=new_id()), json={"reason": "x"}, headers=admin
+    )
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    for bad in ({}, {"reason": ""}, {"reason": "x" * 501}, {"reason": "x", "extra": 1}):
+        refused = api.http.post(FAIL_ROUTE.format(analysis_id=done), json=bad, headers=admin)
+        assert refused.status_code == 422, bad
+    assert read(api.db, done)["status"] == "done"
 
 
 def test_cancel_and_delete_cost_one_read_each(api: RerunApi, user: str) -> None:
@@ -193,12 +323,15 @@ def test_cancel_and_delete_cost_one_read_each(api: RerunApi, user: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/analyses/{}/cancel"), ("DELETE", "/analyses/{}")]
+    ("method", "path"),
+    [("POST", "/analyses/{}/cancel"), ("DELETE", "/analyses/{}"), ("POST", "/analyses/{}/fail")],
 )
 def test_without_a_token_is_401_and_bad_ids_are_422(api: RerunApi, method: str, path: str) -> None:
     response = api.http.request(method, path.format(new_id()))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthenticated"
-    bad = api.http.request(method, path.format("semi;colon"), headers=api.headers("someone"))
+    # An admin's token: the fail route answers 403 to anyone else before it looks at the id.
+    admin = api.headers("someone", admin=True)
+    bad = api.http.request(method, path.format("semi;colon"), headers=admin, json={"reason": "x"})
     assert bad.status_code == 422
     assert bad.json()["error"]["param"] == "analysis_id"

@@ -3,16 +3,11 @@ emulators: ownership, the status rule, the transaction's writes and the publishe
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
+from analyzer.job_store import AnalysisJobStore, ClaimOutcome
 from tests.rerun_api.conftest import RerunApi
-from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
-
-
-def new_id() -> str:
-    return f"a-{uuid.uuid4().hex[:12]}"
+from tests.rerun_api.support import jobs_for, new_id, pull_jobs, read, seed, seed_in_progress
 
 
 @pytest.mark.parametrize("status", ["done", "failed"])
@@ -148,3 +143,45 @@ def test_ids_firestore_reserves_are_422_naming_the_id(
     response = api.http.post(f"/analyses/{reserved}/rerun", headers=api.headers(user))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == "analysis_id"
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_an_admins_rerun_of_stuck_work_queues_a_new_generation_that_fences_the_old(
+    api: RerunApi, user: str, status: str
+) -> None:
+    analysis_id = new_id()
+    seed_in_progress(api.db, analysis_id, user="the-owner", status=status, generation=2)
+    # The owner gets 409 for work in progress ...
+    owner = api.http.post(f"/analyses/{analysis_id}/rerun", headers=api.headers("the-owner"))
+    assert owner.status_code == 409
+    assert owner.json()["error"]["code"] == "already_queued"
+
+    # ... an admin restarts it.
+    response = api.http.post(
+        f"/analyses/{analysis_id}/rerun", headers=api.headers(user, admin=True)
+    )
+
+    assert response.status_code == 202, response.text
+    assert (response.json()["status"], response.json()["generation"]) == ("queued", 3)
+    doc = read(api.db, analysis_id)
+    assert (doc["status"], doc["generation"], doc["requested_by"]) == ("queued", 3, user)
+    assert (doc["lease_owner"], doc["lease_until"], doc["attempts"]) == (None, None, 0)
+    assert [j.generation for j in jobs_for(pull_jobs(api.project, expect=1), analysis_id)] == [3]
+
+    # The old run (generation 2) can write nothing any more: its lease renewal is refused
+    # (so its worker stops the child), and so are its result, retry and failure.
+    old_worker = AnalysisJobStore(
+        api.db,
+        "analyses",
+        markers_collection="analysis_feeds",
+        owner="worker-1",
+        timeout=5,
+        lease_seconds=30,
+    )
+    assert old_worker.write_progress(analysis_id, 2, 0.9) is False
+    assert old_worker.complete(analysis_id, 2, metrics={"total_score": 1.0}, text="old") is False
+    assert old_worker.record_failed_attempt(analysis_id, 2, "old") is False
+    assert old_worker.mark_failed(analysis_id, 2, "old") is False
+    assert old_worker.claim(analysis_id, 2).outcome is ClaimOutcome.STALE
+    after = read(api.db, analysis_id)
+    assert (after["status"], after["generation"], after.get("text")) == ("queued", 3, "report")

@@ -3,7 +3,8 @@
 // The package ignores cursors, __name__ ordering, offset and select(); query-fidelity.mjs
 // closes those gaps, collection-scaling.mjs makes writes O(1) instead of O(n),
 // field-transforms.mjs applies every field transform of a write (the package dropped all
-// after a server timestamp), and listen-changes.mjs sends a query listener only what
+// after a server timestamp), write-masks.mjs makes a set replace the document and a masked
+// field the write leaves out go (the package merged both), and listen-changes.mjs sends a query listener only what
 // changed (the package resent every matching document on every write), and
 // transactions.mjs gives transactions their own ids, read sets and conflict detection, and
 // commits that land whole (the package let conflicting transactions both commit). Still missing
@@ -13,6 +14,7 @@ import { FirestoreServer } from '@firestore-emulator/server';
 import './query-fidelity.mjs';
 import './collection-scaling.mjs';
 import './field-transforms.mjs';
+import './write-masks.mjs';
 import './listen-changes.mjs';
 import { installTransactions } from './transactions.mjs';
 

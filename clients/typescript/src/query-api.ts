@@ -151,7 +151,7 @@ export interface components {
          *     raise (an unknown code raises ValueError here rather than reach a client).
          * @enum {string}
          */
-        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
+        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "analysis_deleted" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
         /** ErrorDetail */
         ErrorDetail: {
             code: components["schemas"]["ErrorCode"];

@@ -30,7 +30,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Queue a new run of an analysis (owner or admin) */
+        /** Queue a new run of an analysis (owner; an admin also of stuck work) */
         post: operations["rerunAnalysis"];
         delete?: never;
         options?: never;
@@ -49,6 +49,23 @@ export interface paths {
         put?: never;
         /** Stop a queued or running analysis (owner or admin) */
         post: operations["cancelAnalysis"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/analyses/{analysis_id}/fail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End a stuck analysis as failed, with a reason its owner reads (admin) */
+        post: operations["failAnalysis"];
         delete?: never;
         options?: never;
         head?: never;
@@ -164,7 +181,7 @@ export interface components {
          *     raise (an unknown code raises ValueError here rather than reach a client).
          * @enum {string}
          */
-        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
+        ErrorCode: "invalid_argument" | "unauthenticated" | "permission_denied" | "not_found" | "method_not_allowed" | "already_queued" | "already_finished" | "analysis_deleted" | "request_in_progress" | "payload_too_large" | "header_too_large" | "idempotency_key_reused" | "rate_limited" | "too_many_active" | "too_many_streams" | "unavailable" | "internal" | "http_error";
         /** ErrorDetail */
         ErrorDetail: {
             code: components["schemas"]["ErrorCode"];
@@ -186,6 +203,40 @@ export interface components {
             status?: string | null;
             /** Generation */
             generation?: number | null;
+        };
+        /** FailAccepted */
+        FailAccepted: {
+            /** Id */
+            id: string;
+            /** @description Always `failed`. */
+            status: components["schemas"]["Status"];
+            /**
+             * Generation
+             * @description The run that was ended.
+             */
+            generation: number;
+            /**
+             * Failed At
+             * Format: date-time
+             */
+            failed_at: string;
+            /**
+             * Error
+             * @description The reason the owner reads.
+             */
+            error: string | null;
+        };
+        /**
+         * FailRequest
+         * @description An admin's reason for ending stuck work; the owner reads it as the error.
+         */
+        FailRequest: {
+            /**
+             * Reason
+             * @description What the owner reads on the failed analysis.
+             * @example the video could not be fetched; upload it again and rerun
+             */
+            reason: string;
         };
         /** Problem */
         Problem: {
@@ -286,6 +337,15 @@ export interface operations {
             };
             /** @description An earlier release of the service still holds the Idempotency-Key. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The analysis this Idempotency-Key created was deleted since; the key cannot be used again (`analysis_deleted`). */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -400,8 +460,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Already queued or running (current status in the body; also what a retry without an Idempotency-Key gets after a 503 whose write landed), or an earlier release of the service still holds the Idempotency-Key. */
+            /** @description Already queued or running (current status in the body; also what a retry without an Idempotency-Key gets after a 503 whose write landed), or an earlier release of the service still holds the Idempotency-Key. Only the owner gets this: an admin's rerun of queued or running work (stuck work) is accepted and queues a new generation, which fences off the old run's writes. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The Idempotency-Key was used on this analysis before it was deleted. */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -551,6 +620,119 @@ export interface operations {
             };
         };
     };
+    failAnalysis: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                analysis_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FailRequest"];
+            };
+        };
+        responses: {
+            /** @description Failed (or already was: the stored reason is returned). A running job's worker stops within a few seconds; nothing it still writes lands. This releases the owner's place in the active cap; the owner may rerun it. To start stuck work again instead, an admin reruns it (202). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailAccepted"];
+                };
+            };
+            /** @description The body could not be parsed at all. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, expired, badly signed or wrong-audience bearer token. */
+            401: {
+                headers: {
+                    /** @description RFC 6750 challenge: `Bearer error="invalid_token", error_description="..."`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token lacks the admin claim. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such analysis. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not queued or running (done or cancelled, or written by the old backend without a status); the current status is in the body. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is larger than MAX_BODY_BYTES (refused before it is read). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `error.param` names it. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limit exceeded; see Retry-After. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Firestore is unavailable; retry (a fail that timed out may have landed, and a repeat answers the same). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     deleteAnalysis: {
         parameters: {
             query?: never;
@@ -562,7 +744,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Deleted. A running job is stopped and nothing it still writes brings the analysis back. */
+            /** @description Deleted. A running job is stopped and nothing it still writes brings the analysis back. A retry of the request that created it (or of a keyed rerun of it) with the same Idempotency-Key then answers 410 `analysis_deleted`. */
             204: {
                 headers: {
                     [name: string]: unknown;

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 
 from flokraft_core.auth import AuthError, AuthUnavailable, TokenVerifier
@@ -90,3 +91,54 @@ def test_unreachable_jwks_is_unavailable_not_unauthenticated(key_and_url) -> Non
     )
     with pytest.raises(AuthUnavailable):
         verifier.verify(token(key_and_url))
+
+
+def _counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
+def test_a_verified_token_is_not_verified_again_until_it_expires(
+    verifier: TokenVerifier, key_and_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _counting_decodes(monkeypatch)
+    alice = token(key_and_url)
+    first = verifier.verify(alice)
+    assert verifier.verify(alice) == first
+    assert verifier.verify(alice).uid == "alice"
+    assert len(decoded) == 1
+    # Another token (here: another user's claims) is its own entry.
+    assert verifier.verify(token(key_and_url, admin=True)).admin
+    assert len(decoded) == 2
+
+    # One whose expiry (with the leeway, 30 s) passes while remembered is refused then.
+    leeway = 30
+    short = token(key_and_url, now=time.time() - leeway - 55, ttl_seconds=60)
+    assert verifier.verify(short).uid == "alice"
+    time.sleep(5.3)
+    with pytest.raises(AuthError, match="expired"):
+        verifier.verify(short)
+
+
+def test_a_key_set_refetch_verifies_remembered_tokens_again(
+    verifier: TokenVerifier, key_and_url, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _counting_decodes(monkeypatch)
+    alice = token(key_and_url)
+    verifier.verify(alice)
+    verifier.verify(alice)
+    assert len(decoded) == 1
+    verifier.keys._fetch()  # what the background refresh does: new key objects
+    assert verifier.verify(alice).uid == "alice"
+    assert len(decoded) == 2
+    # A tampered copy of a remembered token is not the same text: checked, refused.
+    header, payload, signature = alice.split(".")
+    with pytest.raises(AuthError):
+        verifier.verify(f"{header}.{payload}.{signature[:-4]}AAAA")

@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -45,7 +45,7 @@ from flokraft_core.store.document import (
     utc_now,
 )
 from flokraft_core.store.read_costs import count_query, count_reads
-from flokraft_core.store.status_table import Move, can_rerun, is_active
+from flokraft_core.store.status_table import Move, allows, can_rerun, is_active
 from flokraft_core.store.write_path import stage_write
 
 T = TypeVar("T")
@@ -136,6 +136,20 @@ class PendingPublish:
     requested_by: str
 
 
+# Idempotency records named on one analysis; older ones have long expired (24 h TTL).
+_MAX_RECORDS: Final = 50
+
+
+def with_record(data: dict[str, Any], record_id: str) -> list[str]:
+    """The analysis's `idempotency_records` with `record_id` added: the keyed requests
+    whose stored answers describe it, which a delete turns into tombstones."""
+    known = data.get(Fields.IDEMPOTENCY_RECORDS)
+    records = [r for r in known if isinstance(r, str)] if isinstance(known, list) else []
+    if record_id not in records:
+        records.append(record_id)
+    return records[-_MAX_RECORDS:]
+
+
 async def _bounded_transaction(call: Awaitable[T], rpc_timeout: float) -> T:
     try:
         return await asyncio.wait_for(call, timeout=rpc_timeout)
@@ -152,8 +166,12 @@ async def _bounded_transaction(call: Awaitable[T], rpc_timeout: float) -> T:
         raise
 
 
-class AnalysisCommands:
-    """rerun-api's writes; one per process, built at start-up."""
+class AnalysisStore:
+    """What the command side's writers share: the analyses and change-marker collections
+    on the AsyncClient, and the one bounded transaction every command runs in."""
+
+    # Attempts of one transaction when others commit first (Aborted); the client's default.
+    max_attempts: int = 5
 
     def __init__(
         self,
@@ -177,7 +195,7 @@ class AnalysisCommands:
     ) -> tuple[T, datetime | None]:
         """Runs `run` in one transaction within the time budget; returns its result and
         the commit time."""
-        transaction = self._db.transaction(max_attempts=_MAX_ATTEMPTS)
+        transaction = self._db.transaction(max_attempts=self.max_attempts)
         result = await _bounded_transaction(
             firestore.async_transactional(run)(transaction), self._timeout
         )
@@ -192,6 +210,12 @@ class AnalysisCommands:
         )
         count_reads(1)
         return snapshot.to_dict() if snapshot.exists else None
+
+
+class AnalysisCommands(AnalysisStore):
+    """rerun-api's writes; one per process, built at start-up."""
+
+    max_attempts = _MAX_ATTEMPTS
 
     def _marker(self, user_id: str) -> firestore.AsyncDocumentReference:
         return self._markers.document(marker_id(user_id))
@@ -283,6 +307,8 @@ class AnalysisCommands:
                 Fields.ERROR: None,
                 Fields.PUBLISH_PENDING: True,
             }
+            if receipt is not None:
+                data[Fields.IDEMPOTENCY_RECORDS] = [receipt.ref.id]
             staged = stage_write(
                 transaction, ref, Move.CREATE, data, before=None, markers=self._markers
             )
@@ -322,7 +348,14 @@ class AnalysisCommands:
         AnalysisBusy, and AtActiveCap when `active_cap` is given and the owner is at it.
         `receipt` as for create (None returned: it already held the answer). The
         generation check is what makes a retried rerun without a key harmless: the first
-        one's commit leaves the analysis queued, so the retry answers AnalysisBusy."""
+        one's commit leaves the analysis queued, so the retry answers AnalysisBusy.
+
+        An admin may also rerun work that is queued or running (stuck work, typically):
+        the same write as the sweeper's re-dispatch (Move.REDISPATCH), so the old run's
+        message and worker belong to an older generation and every write they still try
+        is refused (analyzer.job_store); the worker stops its child at its next
+        lease renewal. Such a retry without a key queues yet another generation, which is
+        as harmless (only the newest runs), so admins' tools should send a key anyway."""
         ref = self._ref(analysis_id)
 
         async def run(transaction: firestore.AsyncTransaction) -> QueuedAnalysis | None:
@@ -337,10 +370,15 @@ class AnalysisCommands:
                 raise AnalysisNotFound(analysis_id)
             status = data.get(Fields.STATUS)
             generation = generation_of(data)
+            move = Move.RERUN
             if not can_rerun(status):
-                raise AnalysisBusy(analysis_id, str(status), generation)
+                if not (admin and allows(Move.REDISPATCH, status)):
+                    raise AnalysisBusy(analysis_id, str(status), generation)
+                # An admin restarting stuck work: what the sweeper does, asked for now.
+                move = Move.REDISPATCH
             owner = data.get(OWNER_FIELD)
-            if active_cap is not None and owner == requested_by:
+            # A restart keeps the analysis in the active set: no new place is taken.
+            if active_cap is not None and owner == requested_by and move is Move.RERUN:
                 marker = documents[self._marker(requested_by).path]
                 await self._check_cap(transaction, requested_by, marker, active_cap)
             changes: dict[str, Any] = {
@@ -354,8 +392,10 @@ class AnalysisCommands:
                 Fields.REQUESTED_BY: requested_by,
                 Fields.PUBLISH_PENDING: True,
             }
+            if receipt is not None:
+                changes[Fields.IDEMPOTENCY_RECORDS] = with_record(data, receipt.ref.id)
             staged = stage_write(
-                transaction, ref, Move.RERUN, changes, before=data, markers=self._markers
+                transaction, ref, move, changes, before=data, markers=self._markers
             )
             job = new_job(analysis_id, generation + 1, requested_by)
             queued = QueuedAnalysis(

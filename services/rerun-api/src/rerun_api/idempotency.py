@@ -27,6 +27,13 @@ a Firestore TTL policy (docs/deploy.md); until that deletes a record, an expired
 overwritten by the next request with its key. Records `in_flight` are written only by
 earlier releases of this service, which claimed the key before the work: they still
 answer 409 until their `lock_until`.
+
+A delete of the analysis turns every record that describes it (the analysis lists them in
+`idempotency_records`) into a tombstone `{state: deleted}` in the delete's transaction: a
+retry with such a key answers 410 `analysis_deleted`, never the deleted analysis's data
+and never a new analysis under its id. Tombstones carry no `expires_at`, so they stay;
+they hold no data of the analysis. Records written before analyses listed them (earlier
+releases) are not found by a delete and replay until their TTL.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ _KEY_PATTERN: Final = re.compile(KEY_REGEX)
 
 IN_FLIGHT: Final = "in_flight"
 COMPLETED: Final = "completed"
+# The analysis the stored answer described was deleted: the answer is gone for good.
+DELETED: Final = "deleted"
 # Prefix of analysis ids derived from an Idempotency-Key (inside ANALYSIS_ID_PATTERN).
 DERIVED_ID_PREFIX: Final = "ik-"
 
@@ -131,6 +140,16 @@ def mismatch() -> ApiError:
     )
 
 
+def _deleted() -> ApiError:
+    return ApiError(
+        410,
+        "analysis_deleted",
+        f"the analysis this {HEADER} created or acted on was deleted; this key cannot be "
+        "used again (send a new one to start a new analysis)",
+        param=HEADER,
+    )
+
+
 def _before(value: Any, now: datetime) -> bool:
     return isinstance(value, datetime) and value < now
 
@@ -145,6 +164,10 @@ def _stored_answer(data: dict[str, Any]) -> StoredAnswer:
         headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
     )
 
+
+# What a record holds beside its state; a tombstone drops all of it.
+_ANSWER_FIELDS: Final = ("request_hash", "expires_at", "lock_until", "status", "body", "headers")
+DELETE: Final = firestore.DELETE_FIELD
 
 # Errors of a best-effort write to a record after the request's work is done.
 _RECORD_WRITE_ERRORS: Final = (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError)
@@ -182,6 +205,8 @@ class KeyReceipt:
         self.replay = None
         if data is None:
             return False
+        if data.get("state") == DELETED:
+            raise _deleted()
         now = utc_now()
         if _before(data.get("expires_at"), now):
             return False  # overwritten by this request's record
@@ -225,6 +250,21 @@ class IdempotencyStore:
         self._collection = db.collection(settings.idempotency_collection)
         self.ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
         self.timeout = settings.firestore_timeout_seconds
+
+    def bury(self, writer: firestore.AsyncTransaction, record_ids: list[str]) -> None:
+        """Stages over each record what a delete leaves of it
+        (rerun_api.lifecycle.Tombstones): the state alone. The answer, the
+        request hash and `expires_at` are removed, so nothing of the deleted analysis
+        stays and the TTL policy never removes the tombstone: a record that expired away
+        would let the key's retry create the analysis again under its derived id, a
+        tombstone keeps answering 410. Merged, so a record already gone gets one too."""
+        now = utc_now()
+        for record in record_ids:
+            writer.set(
+                self._collection.document(record),
+                {"state": DELETED, "created_at": now, **dict.fromkeys(_ANSWER_FIELDS, DELETE)},
+                merge=True,
+            )
 
     def receipt(
         self,

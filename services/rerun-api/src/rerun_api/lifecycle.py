@@ -1,4 +1,5 @@
-"""How an analysis ends on the command side: cancel, delete, and the stale-work sweep.
+"""How an analysis ends on the command side: cancel, an admin's fail, delete, and the
+stale-work sweep.
 
 Beside `rerun_api.commands` (create, rerun, the outbox marker) and on the same AsyncClient:
 each command is one transaction that reads the document, decides, and stages its write
@@ -8,9 +9,12 @@ allowed and the owner's change marker moves with every list-visible change.
 - `cancel`: queued or running -> cancelled. The analyzer's next progress write (its lease
   renewal, every PROGRESS_INTERVAL_SECONDS) finds the document no longer running and
   stops the child; its result, failure or retry is refused by the same checks.
+- `fail` (admins, for stuck work): queued or running -> failed with the admin's reason,
+  the same move as the sweep's abandon; the worker stops the same way.
 - `delete`: the document goes, in the same transaction that bumps the marker. A running
   job's writes all read the document first and update it (never set), so none of them
-  can bring it back. The outbox marker goes with the document.
+  can bring it back. The outbox marker goes with the document, and the Idempotency-Key
+  records it names become tombstones in the same transaction.
 - The sweep: work nobody is doing (`running` whose last write, the lease renewal, is long
   past; `queued` with no publish pending and no write for longer) is re-dispatched as a
   new generation, so any message or worker of the lost run is refused as stale, and
@@ -22,11 +26,11 @@ Every call is bounded by `rpc_timeout` like `rerun_api.commands`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -40,23 +44,17 @@ from flokraft_core.store.document import (
     generation_of,
     utc_now,
 )
-from flokraft_core.store.read_costs import count_query, count_reads
-from flokraft_core.store.status_table import Move, allows, parse_status
+from flokraft_core.store.read_costs import count_query
+from flokraft_core.store.status_table import TABLE, Move, allows, parse_status
 from flokraft_core.store.write_path import stage_write
-from rerun_api.commands import (
-    AnalysisNotFound,
-    QueuedAnalysis,
-    _bounded_transaction,
-)
-
-T = TypeVar("T")
+from rerun_api.commands import AnalysisNotFound, AnalysisStore, QueuedAnalysis
 
 # Who asked for a re-dispatch, in the job message and the document's `requested_by`.
 SWEEPER: Final = "sweeper"
 
 
 class AnalysisFinished(RuntimeError):
-    """The analysis is not queued or running: there is nothing to cancel."""
+    """The analysis is not queued or running: there is nothing to cancel or fail."""
 
     def __init__(self, analysis_id: str, status: str | None, generation: int) -> None:
         super().__init__(f"analysis {analysis_id} is {status}")
@@ -66,12 +64,24 @@ class AnalysisFinished(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Cancelled:
+class Stopped:
+    """A cancel's or an admin fail's outcome."""
+
     analysis_id: str
     generation: int
-    # False when it was already cancelled (nothing was written).
+    status: Status
+    # False when it already was in `status` (nothing was written).
     changed: bool
-    cancelled_at: datetime
+    # When it was stopped (the document's `updated_at`).
+    at: datetime
+    error: str | None
+
+
+class Tombstones(Protocol):
+    """rerun-api's idempotency records: `bury` stages, on the delete's transaction, the
+    tombstones of the records that describe the deleted analysis."""
+
+    def bury(self, writer: firestore.AsyncTransaction, record_ids: list[str]) -> None: ...
 
 
 class SweepOutcome(StrEnum):
@@ -112,87 +122,85 @@ def abandon_reason(status: Status, redispatches: int) -> str:
     )
 
 
-class AnalysisLifecycle:
-    """rerun-api's cancel, delete and sweep; one per process, built at start-up."""
+class AnalysisLifecycle(AnalysisStore):
+    """rerun-api's cancel, admin fail, delete and sweep; one per process, built at
+    start-up."""
 
-    def __init__(
+    # --- cancel, fail and delete ------------------------------------------------------
+
+    async def _stop(
         self,
-        db: firestore.AsyncClient,
-        collection: str,
+        analysis_id: str,
+        move: Move,
         *,
-        markers_collection: str,
-        rpc_timeout: float,
-    ) -> None:
-        self._db = db
-        self._collection = db.collection(collection)
-        self._markers = db.collection(markers_collection)
-        self._timeout = rpc_timeout
-
-    def _ref(self, analysis_id: str) -> firestore.AsyncDocumentReference:
-        return self._collection.document(analysis_id)
-
-    async def _transact(
-        self, run: Callable[[firestore.AsyncTransaction], Awaitable[T]]
-    ) -> tuple[T, datetime | None]:
-        transaction = self._db.transaction()
-        result = await _bounded_transaction(
-            firestore.async_transactional(run)(transaction), self._timeout
-        )
-        commit_time = getattr(transaction, "commit_time", None)
-        return result, commit_time if isinstance(commit_time, datetime) else None
-
-    async def _read(
-        self, transaction: firestore.AsyncTransaction, analysis_id: str
-    ) -> dict[str, Any] | None:
-        snapshot = await self._ref(analysis_id).get(
-            transaction=transaction, timeout=self._timeout, retry=None
-        )
-        count_reads(1)
-        return snapshot.to_dict() if snapshot.exists else None
-
-    # --- cancel and delete ------------------------------------------------------------
-
-    async def cancel(self, analysis_id: str, *, uid: str, admin: bool) -> Cancelled:
-        """queued | running -> cancelled. Raises AnalysisNotFound (missing or someone
-        else's) and AnalysisFinished (done, failed, or no known status). An analysis that
-        is already cancelled is answered as cancelled without a write."""
+        reason: Callable[[dict[str, Any]], str],
+        uid: str,
+        admin: bool,
+    ) -> Stopped:
+        """queued | running -> `move`'s target (cancelled, or failed for ABANDON), with
+        `reason(document)` as the error the user reads. Raises AnalysisNotFound (missing
+        or someone else's) and AnalysisFinished (any other status). One already in the
+        target status is answered as it is, without a write."""
         ref = self._ref(analysis_id)
+        target = TABLE[move].target
 
-        async def run(transaction: firestore.AsyncTransaction) -> Cancelled:
+        async def run(transaction: firestore.AsyncTransaction) -> Stopped:
             data = await self._read(transaction, analysis_id)
             if data is None or (data.get(OWNER_FIELD) != uid and not admin):
                 raise AnalysisNotFound(analysis_id)
             status = parse_status(data.get(Fields.STATUS))
             generation = generation_of(data)
-            if status is Status.CANCELLED:
+            if status is not None and status is target:
                 at = as_utc(data.get(Fields.UPDATED_AT)) or utc_now()
-                return Cancelled(analysis_id, generation, changed=False, cancelled_at=at)
-            if not allows(Move.CANCEL, status):
+                error = data.get(Fields.ERROR)
+                return Stopped(analysis_id, generation, status, False, at, str(error or "") or None)
+            if not allows(move, status):
                 raise AnalysisFinished(analysis_id, data.get(Fields.STATUS), generation)
-            changes: dict[str, Any] = {
-                Fields.ERROR: cancel_reason(admin=admin, owner=data.get(OWNER_FIELD) == uid),
-                Fields.LEASE_OWNER: None,
-                Fields.LEASE_UNTIL: None,
-                # Nothing is left to publish: a message the outbox would send is ignored.
-                Fields.PUBLISH_PENDING: False,
-            }
+            error = reason(data)
             staged = stage_write(
-                transaction, ref, Move.CANCEL, changes, before=data, markers=self._markers
+                transaction, ref, move, _ended(error), before=data, markers=self._markers
             )
-            return Cancelled(
-                analysis_id,
-                generation,
-                changed=True,
-                cancelled_at=staged.changes[Fields.UPDATED_AT],
+            at = staged.changes[Fields.UPDATED_AT]
+            return Stopped(
+                analysis_id, generation, Status(staged.changes[Fields.STATUS]), True, at, error
             )
 
-        cancelled, _ = await self._transact(run)
-        return cancelled
+        stopped, _ = await self._transact(run)
+        return stopped
 
-    async def delete(self, analysis_id: str, *, uid: str, admin: bool) -> None:
+    async def cancel(self, analysis_id: str, *, uid: str, admin: bool) -> Stopped:
+        """queued | running -> cancelled, by its owner or an admin. The analyzer's next
+        lease renewal finds it no longer running and stops the child."""
+
+        def reason(data: dict[str, Any]) -> str:
+            return cancel_reason(admin=admin, owner=data.get(OWNER_FIELD) == uid)
+
+        return await self._stop(analysis_id, Move.CANCEL, reason=reason, uid=uid, admin=admin)
+
+    async def fail(self, analysis_id: str, *, reason: str, admin_uid: str) -> Stopped:
+        """An admin ends stuck work: queued | running -> failed with `reason` (what the
+        owner reads). The same move as the sweeper's abandon; the worker, if any, stops
+        at its next lease renewal and its writes are refused."""
+        return await self._stop(
+            analysis_id, Move.ABANDON, reason=lambda _: reason, uid=admin_uid, admin=True
+        )
+
+    async def delete(
+        self,
+        analysis_id: str,
+        *,
+        uid: str,
+        admin: bool,
+        records: Tombstones | None = None,
+    ) -> None:
         """Deletes the analysis document, whatever its status. Raises AnalysisNotFound
         when there is none or it is someone else's (told apart by nobody: a repeated
-        delete and a foreign id look the same, so existence does not leak)."""
+        delete and a foreign id look the same, so existence does not leak).
+
+        The outbox marker lives on the document and goes with it. With `records`, the
+        Idempotency-Key records the document names (`idempotency_records`) are replaced
+        by tombstones in the same transaction: a retry of its create (or of a keyed
+        rerun) can neither replay the deleted analysis nor create it again."""
         ref = self._ref(analysis_id)
 
         async def run(transaction: firestore.AsyncTransaction) -> None:
@@ -200,6 +208,9 @@ class AnalysisLifecycle:
             if data is None or (data.get(OWNER_FIELD) != uid and not admin):
                 raise AnalysisNotFound(analysis_id)
             stage_write(transaction, ref, Move.DELETE, {}, before=data, markers=self._markers)
+            named = data.get(Fields.IDEMPOTENCY_RECORDS)
+            if records is not None and isinstance(named, list) and named:
+                records.bury(transaction, [r for r in named if isinstance(r, str)])
 
         await self._transact(run)
 
@@ -253,12 +264,7 @@ class AnalysisLifecycle:
                 return SweepResult(SweepOutcome.SKIPPED)
             redispatches = _count(data.get(Fields.REDISPATCHES))
             if redispatches >= max_redispatches:
-                changes: dict[str, Any] = {
-                    Fields.ERROR: abandon_reason(item.status, redispatches),
-                    Fields.LEASE_OWNER: None,
-                    Fields.LEASE_UNTIL: None,
-                    Fields.PUBLISH_PENDING: False,
-                }
+                changes: dict[str, Any] = _ended(abandon_reason(item.status, redispatches))
                 stage_write(
                     transaction, ref, Move.ABANDON, changes, before=data, markers=self._markers
                 )
@@ -291,6 +297,18 @@ class AnalysisLifecycle:
                 result.outcome, dataclasses.replace(result.queued, written_at=commit_time)
             )
         return result
+
+
+def _ended(reason: str) -> dict[str, Any]:
+    """The changes of every move that ends active work from outside the worker (cancel,
+    an admin's fail, the sweeper's abandon): the reason, no lease, nothing to publish (a
+    message the outbox would still send is ignored: the generation has ended)."""
+    return {
+        Fields.ERROR: reason,
+        Fields.LEASE_OWNER: None,
+        Fields.LEASE_UNTIL: None,
+        Fields.PUBLISH_PENDING: False,
+    }
 
 
 def _count(value: object) -> int:

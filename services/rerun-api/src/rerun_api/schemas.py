@@ -124,3 +124,24 @@ class CancelAccepted(BaseModel):
     status: Status = Field(description="Always `cancelled`.")
     generation: int = Field(ge=1, description="The run that was cancelled.")
     cancelled_at: datetime
+
+
+class FailRequest(BaseModel):
+    """An admin's reason for ending stuck work; the owner reads it as the error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="What the owner reads on the failed analysis.",
+        examples=["the video could not be fetched; upload it again and rerun"],
+    )
+
+
+class FailAccepted(BaseModel):
+    id: str
+    status: Status = Field(description="Always `failed`.")
+    generation: int = Field(ge=1, description="The run that was ended.")
+    failed_at: datetime
+    error: str | None = Field(description="The reason the owner reads.")

@@ -64,6 +64,9 @@ class Fields:
     PUBLISH_PENDING: Final = "publish_pending"
     # How often the stale-work sweeper re-dispatched the analysis (rerun-api's sweeper).
     REDISPATCHES: Final = "redispatches"
+    # Ids of the Idempotency-Key records (rerun-api's) whose stored answers describe this
+    # analysis: its delete turns them into tombstones, so no retry replays it.
+    IDEMPOTENCY_RECORDS: Final = "idempotency_records"
 
 
 # What the frontend's list shows, and nothing more: the projection on the list path.

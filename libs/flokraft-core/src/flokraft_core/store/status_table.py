@@ -91,9 +91,11 @@ TABLE: Final[dict[Move, Row]] = {
     Move.DELETE: Row(_ANY, None, deletes=True),
     # rerun-api's sweeper: no worker has touched the job for too long (its lease expired
     # long ago, or its message never arrived): a new generation is queued, so anything
-    # the lost run still writes is refused as stale...
+    # the lost run still writes is refused as stale. An admin's rerun of queued or
+    # running work is the same move, made at once...
     Move.REDISPATCH: Row(_ACTIVE, Status.QUEUED, recovery=True),
-    # ... a bounded number of times, then it ends with a reason the user can read.
+    # ... a bounded number of times, then it ends with a reason the user can read; an
+    # admin's fail of stuck work (POST /analyses/{id}/fail) is the same move.
     Move.ABANDON: Row(_ACTIVE, Status.FAILED, recovery=True),
     Move.CLEAR_PUBLISH_PENDING: Row(_ANY, None),
 }

@@ -46,7 +46,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # 404
     METHOD_NOT_ALLOWED = "method_not_allowed"  # 405
     ALREADY_QUEUED = "already_queued"  # 409: a rerun of queued or running work
-    ALREADY_FINISHED = "already_finished"  # 409: a cancel of finished work
+    ALREADY_FINISHED = "already_finished"  # 409: a cancel (or an admin's fail) of finished work
+    ANALYSIS_DELETED = "analysis_deleted"  # 410: an Idempotency-Key of a deleted analysis
     REQUEST_IN_PROGRESS = "request_in_progress"  # 409: the Idempotency-Key is in flight
     PAYLOAD_TOO_LARGE = "payload_too_large"  # 413
     HEADER_TOO_LARGE = "header_too_large"  # 431, from the HTTP protocol (web.http_protocol)

@@ -10,6 +10,7 @@ outcome is unknown: retried with the same Idempotency-Key, the request can never
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from fastapi import APIRouter
@@ -20,7 +21,7 @@ from flokraft_core.logs import get_logger
 from flokraft_core.store.document import Fields, Status, list_item_from_document
 from flokraft_core.web.errors import STANDARD_ERRORS, ApiError, error_responses
 from flokraft_core.web.params import AnalysisIdPath
-from flokraft_core.web.security import CurrentUser
+from flokraft_core.web.security import AdminUser, CurrentUser
 from rerun_api.active_cap import too_many_active
 from rerun_api.commands import (
     AnalysisBusy,
@@ -32,6 +33,7 @@ from rerun_api.commands import (
 )
 from rerun_api.dependencies import (
     Commands,
+    Idempotency,
     IdempotencyScope,
     Lifecycle,
     PublishJob,
@@ -39,11 +41,13 @@ from rerun_api.dependencies import (
     VideoOwner,
 )
 from rerun_api.idempotency import REPLAYED_HEADER, KeyReceipt, StoredAnswer, body_hash, mismatch
-from rerun_api.lifecycle import AnalysisFinished
+from rerun_api.lifecycle import AnalysisFinished, Stopped
 from rerun_api.schemas import (
     AnalysisCreated,
     CancelAccepted,
     CreateAnalysisRequest,
+    FailAccepted,
+    FailRequest,
     RerunAccepted,
     is_file_url,
 )
@@ -111,7 +115,11 @@ router = APIRouter(tags=["analyses"])
         },
         **_ERRORS,
         **error_responses(
-            {409: "An earlier release of the service still holds the Idempotency-Key."}
+            {
+                409: "An earlier release of the service still holds the Idempotency-Key.",
+                410: "The analysis this Idempotency-Key created was deleted since; the key "
+                "cannot be used again (`analysis_deleted`).",
+            }
         ),
     },
 )
@@ -191,7 +199,7 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
     "/analyses/{analysis_id}/rerun",
     status_code=202,
     response_model=RerunAccepted,
-    summary="Queue a new run of an analysis (owner or admin)",
+    summary="Queue a new run of an analysis (owner; an admin also of stuck work)",
     responses={
         202: {
             "description": "Queued with a new generation. A retry with the same "
@@ -204,7 +212,11 @@ def _request_hash_of(data: dict[str, Any]) -> str | None:
                 404: "No such analysis (or not the caller's).",
                 409: "Already queued or running (current status in the body; also what a "
                 "retry without an Idempotency-Key gets after a 503 whose write landed), or "
-                "an earlier release of the service still holds the Idempotency-Key.",
+                "an earlier release of the service still holds the Idempotency-Key. Only "
+                "the owner gets this: an admin's rerun of queued or running work (stuck "
+                "work) is accepted and queues a new generation, which fences off the old "
+                "run's writes.",
+                410: "The Idempotency-Key was used on this analysis before it was deleted.",
             }
         ),
     },
@@ -243,7 +255,13 @@ async def rerun_analysis(
     if published and receipt is not None:
         await receipt.amend({"published": True})
     answer = _accepted_answer(queued, published=published)
-    log.info("analysis_rerun_queued", analysis_id=analysis_id, generation=queued.generation)
+    log.info(
+        "analysis_rerun_queued",
+        analysis_id=analysis_id,
+        generation=queued.generation,
+        requested_by=principal.uid,
+        admin=principal.admin,
+    )
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
@@ -266,9 +284,9 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
     return receipt.replay.response()
 
 
-# --- Cancel and delete (owner or admin) ---------------------------------------------------
-# No Idempotency-Key: both are idempotent by what they do (a repeated cancel answers the
-# cancelled analysis again, a repeated delete 204 or 404) and write nothing on a repeat.
+# --- Cancel, fail (admin) and delete --------------------------------------------------------
+# No Idempotency-Key: each is idempotent by what it does (a repeated cancel or fail answers
+# the stopped analysis again, a repeated delete 204 or 404) and writes nothing on a repeat.
 
 
 @router.post(
@@ -297,25 +315,84 @@ def _replayed(receipt: KeyReceipt | None) -> JSONResponse:
 async def cancel_analysis(
     analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
 ) -> CancelAccepted:
-    try:
-        cancelled = await lifecycle.cancel(analysis_id, uid=principal.uid, admin=principal.admin)
-    except AnalysisNotFound as exc:
-        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
-    except AnalysisFinished as exc:
-        raise ApiError(
-            409,
-            "already_finished",
-            f"analysis {analysis_id} is already {exc.status}; there is nothing to cancel",
-            extra={"status": exc.status, "generation": exc.generation},
-        ) from exc
+    cancelled = await _stopped(
+        analysis_id,
+        "cancel",
+        lifecycle.cancel(analysis_id, uid=principal.uid, admin=principal.admin),
+    )
     if cancelled.changed:
         log.info("analysis_cancelled", analysis_id=analysis_id, generation=cancelled.generation)
     return CancelAccepted(
         id=analysis_id,
         status=Status.CANCELLED,
         generation=cancelled.generation,
-        cancelled_at=cancelled.cancelled_at,
+        cancelled_at=cancelled.at,
     )
+
+
+@router.post(
+    "/analyses/{analysis_id}/fail",
+    status_code=200,
+    response_model=FailAccepted,
+    summary="End a stuck analysis as failed, with a reason its owner reads (admin)",
+    responses={
+        200: {
+            "description": "Failed (or already was: the stored reason is returned). A "
+            "running job's worker stops within a few seconds; nothing it still writes "
+            "lands. This releases the owner's place in the active cap; the owner may "
+            "rerun it. To start stuck work again instead, an admin reruns it (202)."
+        },
+        **STANDARD_ERRORS,
+        **error_responses(
+            {
+                400: "The body could not be parsed at all.",
+                403: "The token lacks the admin claim.",
+                404: "No such analysis.",
+                409: "Not queued or running (done or cancelled, or written by the old "
+                "backend without a status); the current status is in the body.",
+                503: "Firestore is unavailable; retry (a fail that timed out may have "
+                "landed, and a repeat answers the same).",
+            }
+        ),
+    },
+)
+async def fail_analysis(
+    analysis_id: AnalysisIdPath, body: FailRequest, principal: AdminUser, lifecycle: Lifecycle
+) -> FailAccepted:
+    failed = await _stopped(
+        analysis_id,
+        "fail",
+        lifecycle.fail(analysis_id, reason=body.reason, admin_uid=principal.uid),
+    )
+    if failed.changed:
+        log.warning(
+            "analysis_failed_by_admin",
+            analysis_id=analysis_id,
+            generation=failed.generation,
+            admin=principal.uid,
+        )
+    return FailAccepted(
+        id=analysis_id,
+        status=Status.FAILED,
+        generation=failed.generation,
+        failed_at=failed.at,
+        error=failed.error,
+    )
+
+
+async def _stopped(analysis_id: str, what: str, stopping: Awaitable[Stopped]) -> Stopped:
+    """Awaits a cancel or fail, answering 404 and 409 (`already_finished`) for it."""
+    try:
+        return await stopping
+    except AnalysisNotFound as exc:
+        raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
+    except AnalysisFinished as exc:
+        raise ApiError(
+            409,
+            "already_finished",
+            f"analysis {analysis_id} is already {exc.status}; there is nothing to {what}",
+            extra={"status": exc.status, "generation": exc.generation},
+        ) from exc
 
 
 @router.delete(
@@ -325,7 +402,9 @@ async def cancel_analysis(
     responses={
         204: {
             "description": "Deleted. A running job is stopped and nothing it still writes "
-            "brings the analysis back."
+            "brings the analysis back. A retry of the request that created it (or of a "
+            "keyed rerun of it) with the same Idempotency-Key then answers 410 "
+            "`analysis_deleted`."
         },
         **STANDARD_ERRORS,
         **error_responses(
@@ -339,10 +418,15 @@ async def cancel_analysis(
     },
 )
 async def delete_analysis(
-    analysis_id: AnalysisIdPath, principal: CurrentUser, lifecycle: Lifecycle
+    analysis_id: AnalysisIdPath,
+    principal: CurrentUser,
+    lifecycle: Lifecycle,
+    records: Idempotency,
 ) -> Response:
     try:
-        await lifecycle.delete(analysis_id, uid=principal.uid, admin=principal.admin)
+        await lifecycle.delete(
+            analysis_id, uid=principal.uid, admin=principal.admin, records=records
+        )
     except AnalysisNotFound as exc:
         raise ApiError(404, "not_found", f"analysis {analysis_id} not found") from exc
     log.info("analysis_deleted", analysis_id=analysis_id)
