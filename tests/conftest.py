@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.auth import TestIssuer, running_issuer
-from tests.support.processes import ManagedProcess, firestore_emulator, pubsub_emulator
+from flokraft_devstack.components import firestore_emulator, pubsub_emulator
+from flokraft_devstack.issuer import TestIssuer, running_issuer
+from flokraft_devstack.processes import ManagedProcess
 
 
 @pytest.fixture(scope="session")

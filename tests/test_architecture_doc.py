@@ -7,7 +7,7 @@ import re
 
 from flokraft_core.store.document import Status
 from flokraft_core.store.status_table import TABLE, Move
-from tests.support.processes import REPO_ROOT
+from flokraft_devstack.settings import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.support.processes import REPO_ROOT
+from flokraft_devstack.settings import REPO_ROOT
 
 PRODUCTION = [
     REPO_ROOT / "libs" / "flokraft-core" / "src" / "flokraft_core",

@@ -9,9 +9,9 @@ from pydantic_settings import BaseSettings
 
 from analyzer.settings import AnalyzerSettings
 from flokraft_core.settings import CoreSettings
+from flokraft_devstack.settings import REPO_ROOT
 from query_api.settings import QueryApiSettings
 from rerun_api.settings import RerunApiSettings
-from tests.support.processes import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 

@@ -28,7 +28,9 @@ from flokraft_core.messaging.topology import (
     apply_topology,
 )
 from flokraft_devstack import components
-from tests.support.processes import REPO_ROOT, ManagedProcess, service
+from flokraft_devstack.components import service
+from flokraft_devstack.processes import ManagedProcess
+from flokraft_devstack.settings import REPO_ROOT
 
 # Pub/Sub's minimum; equal to the analyzer's MAX_ATTEMPTS below.
 MAX_ATTEMPTS = 5

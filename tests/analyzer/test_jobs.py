@@ -7,13 +7,13 @@ from pathlib import Path
 
 import httpx
 
+from flokraft_devstack.probes import metric_value
 from tests.analyzer.conftest import (
     MAX_ATTEMPTS,
     JobWorld,
     analyzer_env,
     video_named,
 )
-from tests.support.polling import metric_value
 
 
 def test_job_runs_to_done_with_result_and_progress(

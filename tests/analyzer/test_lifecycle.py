@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess
 from tests.analyzer.conftest import JobWorld, analyzer_env, video_named
-from tests.support.polling import metric_value
-from tests.support.processes import ManagedProcess
 
 
 def assert_orderly_exit(process: ManagedProcess, code: int | None) -> None:

@@ -16,8 +16,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from analyzer.sources import NOT_READABLE
+from flokraft_devstack.processes import ManagedProcess, free_port
 from tests.analyzer.conftest import JobWorld, analyzer_env
-from tests.support.processes import ManagedProcess, free_port
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from google.cloud import firestore as gfirestore
 
 from flokraft_core.settings import HttpServiceSettings
 from flokraft_core.web.cors import FrontendCORSMiddleware
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, free_port
 from flokraft_devstack.stack import StackSettings, shared_env
 from tests.browser.support import VIDEO_ENV, cors_env, video_url
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
 from tests.rerun_api.support import apply_pubsub, seed
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, free_port
 
 FRONTEND = "https://app.flokraft.test"
 PREVIEW_PATTERN = r"https://flokraft--pr-[0-9]+\.web\.app"

@@ -24,13 +24,14 @@ import pytest
 from google.cloud import firestore as gfirestore
 from playwright.sync_api import Browser, sync_playwright
 
+from flokraft_devstack.components import LOG_DIR
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess
 from tests.browser.support import VIDEO_ENV, cors_env, video_url
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
 from tests.rerun_api.support import apply_pubsub, seed
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value
-from tests.support.processes import LOG_DIR, ManagedProcess
 
 PAGE_DIR = Path(__file__).parent / "page"
 SCREENSHOT = LOG_DIR / "browser" / "frontend.png"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.support.processes import REPO_ROOT
+from flokraft_devstack.settings import REPO_ROOT
 
 GENERATE = REPO_ROOT / "clients" / "generate.py"
 TYPESCRIPT = REPO_ROOT / "clients" / "typescript"

@@ -19,13 +19,14 @@ import pytest
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.messaging.topology import apply_topology
+from flokraft_devstack.components import storage_emulator
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 
 # The analyzer tests' fast job topology (the production names, short deadlines).
 from tests.analyzer.conftest import fast_topology
 from tests.containers.engine import EngineUnavailable, ensure_engine, ensure_images
 from tests.containers.stack import Addresses, Stack, host_port, host_side, running_stack
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, storage_emulator
 
 # The user whose analyses the isolation tests create and poll.
 USER = "dancer-1"

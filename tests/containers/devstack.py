@@ -12,15 +12,11 @@ import signal
 import threading
 
 from flokraft_core.messaging.topology import apply_topology, load_topology
+from flokraft_devstack.components import firestore_emulator, pubsub_emulator, storage_emulator
+from flokraft_devstack.issuer import running_issuer
+from flokraft_devstack.settings import REPO_ROOT
 from tests.containers.engine import ensure_engine, ensure_images
 from tests.containers.stack import DEV_PORTS, host_side, running_stack
-from tests.support.auth import running_issuer
-from tests.support.processes import (
-    REPO_ROOT,
-    firestore_emulator,
-    pubsub_emulator,
-    storage_emulator,
-)
 
 PROJECT = "demo-flokraft"
 BUCKET = "flokraft-videos"

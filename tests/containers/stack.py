@@ -23,10 +23,10 @@ import httpx
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.containers.engine import SERVICES
 from tests.containers.pods import Pod, PodSpec, pod_spec, render_chart
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 LOCAL_VALUES = Path(__file__).with_name("values-local.yaml")
 # `make dev-containers`' ports: clear of `make dev` (8001-8003, 8080, 8085, 8090, 9090).

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 from google.cloud import firestore
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import wait_until
 from tests.containers.conftest import USER
 from tests.containers.engine import docker_cli
 from tests.containers.pods import Pod
 from tests.containers.stack import Stack
-from tests.support.auth import TestIssuer
-from tests.support.polling import wait_until
 
 POLLERS = 20
 # Each poller is one user polling once a second, as the frontend does: 20 requests/s in

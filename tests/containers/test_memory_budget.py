@@ -14,10 +14,10 @@ import pytest
 
 from analyzer.memory_budget import memory_budget
 from analyzer.settings import AnalyzerSettings
+from flokraft_devstack.processes import wait_until
+from flokraft_devstack.settings import REPO_ROOT
 from tests.containers.pods import HELM, Pod, memory_bytes
 from tests.containers.stack import Stack, host_port, render_specs
-from tests.support.polling import wait_until
-from tests.support.processes import REPO_ROOT
 
 MIB = 2**20
 

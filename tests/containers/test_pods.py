@@ -16,13 +16,13 @@ from google.cloud import firestore, pubsub_v1
 
 from flokraft_core.messaging.job_message import new_job
 from flokraft_core.messaging.topology import apply_topology
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
 from tests.analyzer.conftest import JobWorld, fast_topology
 from tests.containers.conftest import USER
 from tests.containers.engine import SERVICES
 from tests.containers.pods import HOST_NETWORK_ENV, Pod, memory_bytes, pod_spec
 from tests.containers.stack import Stack, host_port, render_specs
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value
 
 
 def rendered_container(stack: Stack, service: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -18,9 +18,9 @@ import resource
 import time
 from dataclasses import dataclass, field
 
+from flokraft_devstack.issuer import TestIssuer
 from tests.containers.pods import Pod
 from tests.containers.stack import Stack
-from tests.support.auth import TestIssuer
 
 STREAMS = 2000
 EVENTS_PATH = "/analyses/events"

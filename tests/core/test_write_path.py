@@ -12,8 +12,8 @@ import pytest
 from google.cloud import firestore
 
 from analyzer.job_store import AnalysisJobStore, ClaimOutcome
+from flokraft_devstack.processes import ManagedProcess
 from rerun_api.commands import AnalysisCommands
-from tests.support.processes import ManagedProcess
 
 COLLECTION = "analyses"
 MARKERS = "analysis_feeds"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.processes import env_with_uv
+from tests.support.uv import env_with_uv
 
 from .conftest import ROOT, SERVICES, env_without_uv_project, run, venv_tool
 

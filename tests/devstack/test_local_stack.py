@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.support.polling import wait_until
-from tests.support.processes import REPO_ROOT, free_port
+from flokraft_devstack.processes import free_port, wait_until
+from flokraft_devstack.settings import REPO_ROOT
 
 SERVICES = ("query-api", "rerun-api", "analyzer")
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flokraft_devstack.processes import wait_until
+from flokraft_devstack.settings import REPO_ROOT
 from tests.devstack.test_local_stack import Stack, _start_stack, _stop, _wait_until
-from tests.support.polling import wait_until
-from tests.support.processes import REPO_ROOT, env_with_uv
+from tests.support.uv import env_with_uv
 
 README = REPO_ROOT / "README.md"
 

@@ -17,12 +17,13 @@ from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
 from analyzer.job_store import AnalysisJobStore, ClaimOutcome
+from flokraft_devstack.components import service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
 from tests.rerun_api.support import apply_pubsub
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import ManagedProcess, service
 
 
 @dataclass

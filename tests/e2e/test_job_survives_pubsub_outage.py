@@ -24,10 +24,10 @@ from flokraft_core.messaging.job_message import new_job
 from flokraft_core.messaging.publisher import JobPublisher
 from flokraft_core.messaging.topology import apply_topology, load_topology
 from flokraft_core.settings import CoreSettings
+from flokraft_devstack.components import service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.rerun_api.support import seed
-from tests.support.auth import TestIssuer
-from tests.support.polling import wait_until
-from tests.support.processes import ManagedProcess, service
 
 
 def test_rerun_during_a_pubsub_outage_runs_exactly_once(

@@ -25,11 +25,13 @@ from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.messaging.topology import apply_topology
+from flokraft_devstack.components import service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
+from flokraft_devstack.settings import REPO_ROOT
 from tests.analyzer.conftest import fast_topology
 from tests.rerun_api.conftest import start_rerun_api
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import REPO_ROOT, ManagedProcess, service
 
 STALE_AFTER_SECONDS = 4
 

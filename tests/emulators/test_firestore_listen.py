@@ -15,7 +15,7 @@ from google.cloud import firestore as gfs
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.watch import Watch
 
-from tests.support.processes import ManagedProcess
+from flokraft_devstack.processes import ManagedProcess
 
 DOCUMENTS = 300
 WRITES = 20

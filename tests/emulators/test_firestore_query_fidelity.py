@@ -10,7 +10,7 @@ import pytest
 from google.cloud import firestore as gfs
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests.support.processes import ManagedProcess
+from flokraft_devstack.processes import ManagedProcess
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore as gfs
 
-from tests.support.processes import ManagedProcess
+from flokraft_devstack.processes import ManagedProcess
 
 
 def test_concurrent_read_modify_write_transactions_lose_no_update(

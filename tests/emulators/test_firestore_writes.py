@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from google.cloud import firestore as gfs
 
-from tests.support.processes import ManagedProcess
+from flokraft_devstack.processes import ManagedProcess
 
 
 def test_set_replaces_and_delete_field_removes(firestore: ManagedProcess, project_id: str) -> None:

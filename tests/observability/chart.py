@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.processes import REPO_ROOT
+from flokraft_devstack.settings import REPO_ROOT
 
 CHART = REPO_ROOT / "helm" / "flokraft"
 HELM = REPO_ROOT / ".tools" / "bin" / "helm"

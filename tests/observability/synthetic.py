@@ -20,8 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flokraft_devstack.processes import free_port
 from flokraft_observability.names import VALUES, subscriptions
-from tests.support.processes import free_port
 
 _SERVICES = yaml.safe_load(VALUES.read_text())["services"]
 # The chart's memory limits and autoscaling maximum per service.

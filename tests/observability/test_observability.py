@@ -20,11 +20,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from flokraft_devstack.settings import REPO_ROOT
 from flokraft_observability.local import rule_file_text
 from flokraft_observability.queries import EXTERNAL_METRICS, metric_names, substitute
 from tests.deploy.crd_schemas import crd_errors
 from tests.observability.chart import CHART, helm, render, rule_groups, write_rule_file
-from tests.support.processes import REPO_ROOT
 
 ALERTS = REPO_ROOT / "helm" / "flokraft" / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).with_name("alerts.test.yaml")

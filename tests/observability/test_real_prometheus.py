@@ -32,6 +32,9 @@ from google.cloud import firestore as gfs
 
 from analyzer.engine.synthetic import write_dance_video
 from flokraft_core.messaging.topology import apply_topology, load_topology
+from flokraft_devstack.components import LOG_DIR, service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, free_port, wait_until
 from flokraft_observability import pictures
 from flokraft_observability.local import (
     LOCAL_NAMESPACE,
@@ -54,9 +57,6 @@ from tests.observability import synthetic
 from tests.observability.chart import rule_groups
 from tests.query_api.conftest import PAGE_TOKEN_SECRET
 from tests.rerun_api.support import seed
-from tests.support.auth import TestIssuer
-from tests.support.polling import wait_until
-from tests.support.processes import LOG_DIR, ManagedProcess, free_port, service
 from tests.support.sse import EventStream
 
 NS = LOCAL_NAMESPACE

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import REPO_ROOT
+from flokraft_devstack.settings import REPO_ROOT
 
 RUNBOOKS = REPO_ROOT / "docs" / "runbooks.md"
 # `kubectl logs deploy/flokraft-<container> | grep <pattern>` inside backticks.

@@ -17,8 +17,9 @@ import httpx
 import pytest
 from google.cloud import firestore as gfirestore
 
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, service
+from flokraft_devstack.components import service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.support.sse import EventStream
 
 COLLECTION = "analyses"

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from flokraft_core.dev import devauth
+from flokraft_devstack.issuer import TestIssuer as Issuer
 from tests.query_api.conftest import QueryApi
-from tests.support.auth import TestIssuer as Issuer
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,13 +13,13 @@ from google.cloud import firestore as gfirestore
 from starlette.requests import Request
 
 from flokraft_core.store.change_markers import Marker, bump_marker
+from flokraft_devstack.processes import ManagedProcess
 from query_api.change_feed import ChangeFeed
 from query_api.list_versions import ListVersions
 from query_api.listing import user_page_response
 from query_api.reads import AnalysisReads, ListFilters
 from query_api.settings import QueryApiSettings
 from tests.query_api.conftest import COLLECTION, analysis_doc
-from tests.support.processes import ManagedProcess
 
 FEEDS = "analysis_feeds"
 

@@ -18,10 +18,10 @@ import pytest
 from google.cloud import firestore as gfirestore
 
 from flokraft_core.store.change_markers import bump_marker, marker_id
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.query_api.conftest import COLLECTION, QueryApi, Writer, analysis_doc, running_query_api
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import ManagedProcess
 
 FEEDS = "analysis_feeds"
 

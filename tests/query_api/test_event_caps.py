@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import (
     QueryApi,
     assert_served,
     ends_with_reconnect,
     running_query_api,
 )
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 from tests.support.sse import EventStream
 
 EVENTS = "/analyses/events"

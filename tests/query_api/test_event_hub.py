@@ -9,9 +9,9 @@ import pytest
 from google.cloud import firestore as gfirestore
 
 from flokraft_core.store.change_markers import bump_marker
+from flokraft_devstack.processes import ManagedProcess
 from query_api.event_streams import EventHub, StreamsFull, marker_version
 from query_api.reads import AnalysisReads
-from tests.support.processes import ManagedProcess
 
 FEEDS = "analysis_feeds"
 

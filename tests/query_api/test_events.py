@@ -15,6 +15,8 @@ import pytest
 from google.cloud import firestore as gfirestore
 
 from flokraft_core.store.change_markers import bump_marker
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.query_api.conftest import (
     COLLECTION,
     QueryApi,
@@ -23,9 +25,6 @@ from tests.query_api.conftest import (
     ends_with_reconnect,
     running_query_api,
 )
-from tests.support.auth import TestIssuer
-from tests.support.polling import wait_until
-from tests.support.processes import ManagedProcess
 from tests.support.sse import Event, EventStream
 
 FEEDS = "analysis_feeds"

@@ -17,10 +17,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
+from flokraft_devstack.settings import REPO_ROOT
 from tests.query_api.conftest import QueryApi, analysis_doc, running_query_api
 from tests.query_api.test_events import write_change
-from tests.support.auth import TestIssuer
-from tests.support.processes import REPO_ROOT, ManagedProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -13,11 +13,11 @@ import uuid
 
 import httpx
 
+from flokraft_devstack.issuer import TestIssuer as Issuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.query_api.conftest import running_query_api, start_query_api
-from tests.support.auth import TestIssuer as Issuer
 from tests.support.kubelet import Prober, pod_shape
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import ManagedProcess
 
 STALL_SECONDS = 15
 

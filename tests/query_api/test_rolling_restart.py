@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 import httpx
 from google.cloud import firestore as gfirestore
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.query_api.conftest import COLLECTION, analysis_doc, start_query_api
-from tests.support.auth import TestIssuer
 from tests.support.balancer import Balancer, running_balancer
 from tests.support.kubelet import Prober, pod_shape, terminate
-from tests.support.polling import wait_until
-from tests.support.processes import ManagedProcess
 from tests.support.sse import EventStream
 
 POLLERS = 4

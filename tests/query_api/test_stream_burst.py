@@ -13,11 +13,11 @@ import asyncio
 import resource
 import uuid
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from flokraft_devstack.stream_burst import PeakSampler, RawStreams, open_streams, rss_reader
 from query_api.settings import QueryApiSettings
 from tests.query_api.conftest import start_query_api
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 LIMIT_BYTES = 256 * 1024 * 1024
 ALERT_LINE = 0.85 * LIMIT_BYTES

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from google.cloud.firestore import Client as FirestoreClient
 
+from flokraft_devstack.components import service
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.rerun_api.support import apply_pubsub
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess, service
 
 
 @dataclass

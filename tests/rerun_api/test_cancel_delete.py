@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flokraft_devstack.probes import metric_value
 from tests.rerun_api.conftest import RerunApi
 from tests.rerun_api.support import jobs_for, new_id, pull_jobs, read, seed, seed_in_progress
-from tests.support.polling import metric_value
 
 CANCEL_ROUTE = "/analyses/{analysis_id}/cancel"
 DELETE_ROUTE = "/analyses/{analysis_id}"

@@ -20,12 +20,11 @@ from contextlib import contextmanager
 import httpx
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from rerun_api.idempotency import analysis_id_for
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
 from tests.rerun_api.support import apply_pubsub, pull_jobs, video_of
-from tests.support.auth import TestIssuer
-from tests.support.polling import wait_until
-from tests.support.processes import ManagedProcess
 
 USERS = 60
 STALL_SECONDS = 6.0

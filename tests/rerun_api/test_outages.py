@@ -17,12 +17,12 @@ import uuid
 import httpx
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
 from tests.rerun_api.support import apply_pubsub, jobs_for, pull_jobs, read, seed, video_of
-from tests.support.auth import TestIssuer
 from tests.support.kubelet import Prober, pod_shape
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import ManagedProcess
 
 BODY = {
     "video_url": video_of("alice"),

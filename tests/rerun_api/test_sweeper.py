@@ -16,11 +16,11 @@ import httpx
 import pytest
 from google.cloud.firestore import Client as FirestoreClient
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess, wait_until
 from tests.rerun_api.conftest import firestore_client, running_rerun_api
 from tests.rerun_api.support import jobs_for, pull_jobs, read, seed
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value, wait_until
-from tests.support.processes import ManagedProcess
 
 IDLE_SECONDS = 3.0
 INTERVAL_SECONDS = 0.5

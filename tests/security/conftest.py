@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import running_query_api
 from tests.rerun_api.conftest import running_rerun_api
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 
 @pytest.fixture(scope="module")

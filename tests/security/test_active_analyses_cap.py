@@ -14,10 +14,10 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flokraft_core.store.status_table import Move
 from flokraft_core.store.write_path import stage_write
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.rerun_api.conftest import firestore_client, start_rerun_api
 from tests.rerun_api.support import apply_pubsub, seed, video_of
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 
 def body(user: str) -> dict[str, object]:

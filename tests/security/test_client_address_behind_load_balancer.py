@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import start_query_api
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 LB = "34.111.22.33"  # the load balancer's forwarding-rule address (public, not a proxy range)
 JUNK = ("Authorization", "Bearer junk")

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from google.cloud import firestore
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import start_query_api
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 REPORT_BYTES = 900_000
 

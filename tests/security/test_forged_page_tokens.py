@@ -7,9 +7,9 @@ import hashlib
 import httpx
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.security.conftest import b64
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 
 def old_style(payload: bytes) -> str:

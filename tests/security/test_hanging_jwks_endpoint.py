@@ -18,10 +18,10 @@ import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.probes import metric_value
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import start_query_api
-from tests.support.auth import TestIssuer
-from tests.support.polling import metric_value
-from tests.support.processes import ManagedProcess
 
 
 class HangableJwks:

@@ -12,10 +12,11 @@ import httpx
 import yaml
 from google.cloud import firestore
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
+from flokraft_devstack.settings import REPO_ROOT
 from rerun_api.settings import RerunApiSettings
 from tests.rerun_api.support import video_of
-from tests.support.auth import TestIssuer
-from tests.support.processes import REPO_ROOT, ManagedProcess
 
 DEPLOY_DOC = (REPO_ROOT / "docs" / "deploy.md").read_text()
 

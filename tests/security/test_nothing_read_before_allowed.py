@@ -11,9 +11,9 @@ import jwt
 import psutil
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.security.conftest import forged_token, raw_request
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 BODY = {
     "video_url": "gs://flokraft-videos/u1/clip.mp4",

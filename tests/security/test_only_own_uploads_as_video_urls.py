@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 
 OWNER = "owner-1"
 

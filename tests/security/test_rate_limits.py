@@ -17,11 +17,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from flokraft_devstack.components import LOG_DIR
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess, free_port
 from tests.query_api.conftest import start_query_api
 from tests.rerun_api.conftest import start_rerun_api
 from tests.rerun_api.support import apply_pubsub, video_of
-from tests.support.auth import TestIssuer
-from tests.support.processes import LOG_DIR, ManagedProcess, free_port
 
 JUNK = {"Authorization": "Bearer junk"}
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import start_query_api
 from tests.security.conftest import raw_request
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 TIMEOUT = 2.0
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from flokraft_devstack.issuer import TestIssuer
+from flokraft_devstack.processes import ManagedProcess
 from tests.query_api.conftest import start_query_api
-from tests.support.auth import TestIssuer
-from tests.support.processes import ManagedProcess
 
 USERS = 200
 POLL_SECONDS = 3.0

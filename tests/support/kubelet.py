@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.processes import REPO_ROOT, ManagedProcess
+from flokraft_devstack.processes import ManagedProcess
+from flokraft_devstack.settings import REPO_ROOT
 
 CHART = REPO_ROOT / "helm" / "flokraft"
 HELM = REPO_ROOT / ".tools" / "bin" / "helm"
