@@ -140,6 +140,21 @@ class PendingPublish:
 _MAX_RECORDS: Final = 50
 
 
+def new_generation(generation: int) -> dict[str, Any]:
+    """The changes that start run `generation` of an existing analysis (a rerun, an admin's
+    restart, the sweeper's re-dispatch): its own delivery budget, no stale worker lease,
+    and the outbox marker set so the job is published even if the request's publish is
+    lost. The older generation's message and worker are refused from now on."""
+    return {
+        Fields.GENERATION: generation,
+        Fields.PROGRESS: 0.0,
+        Fields.ATTEMPTS: 0,
+        Fields.LEASE_OWNER: None,
+        Fields.LEASE_UNTIL: None,
+        Fields.PUBLISH_PENDING: True,
+    }
+
+
 def with_record(data: dict[str, Any], record_id: str) -> list[str]:
     """The analysis's `idempotency_records` with `record_id` added: the keyed requests
     whose stored answers describe it, which a delete turns into tombstones."""
@@ -381,16 +396,9 @@ class AnalysisCommands(AnalysisStore):
             if active_cap is not None and owner == requested_by and move is Move.RERUN:
                 marker = documents[self._marker(requested_by).path]
                 await self._check_cap(transaction, requested_by, marker, active_cap)
-            changes: dict[str, Any] = {
-                Fields.GENERATION: generation + 1,
-                Fields.PROGRESS: 0.0,
+            changes = new_generation(generation + 1) | {
                 Fields.ERROR: None,
-                # A new run gets its own delivery budget and no stale worker lease.
-                Fields.ATTEMPTS: 0,
-                Fields.LEASE_OWNER: None,
-                Fields.LEASE_UNTIL: None,
                 Fields.REQUESTED_BY: requested_by,
-                Fields.PUBLISH_PENDING: True,
             }
             if receipt is not None:
                 changes[Fields.IDEMPOTENCY_RECORDS] = with_record(data, receipt.ref.id)

@@ -47,7 +47,7 @@ from flokraft_core.store.document import (
 from flokraft_core.store.read_costs import count_query
 from flokraft_core.store.status_table import TABLE, Move, allows, parse_status
 from flokraft_core.store.write_path import stage_write
-from rerun_api.commands import AnalysisNotFound, AnalysisStore, QueuedAnalysis
+from rerun_api.commands import AnalysisNotFound, AnalysisStore, QueuedAnalysis, new_generation
 
 # Who asked for a re-dispatch, in the job message and the document's `requested_by`.
 SWEEPER: Final = "sweeper"
@@ -271,16 +271,8 @@ class AnalysisLifecycle(AnalysisStore):
                 return SweepResult(SweepOutcome.ABANDONED)
             generation = generation_of(data) + 1
             requested_by = str(data.get(Fields.REQUESTED_BY) or data.get(OWNER_FIELD) or SWEEPER)
-            changes = {
-                # A new generation: the lost run's message and worker are stale from now on.
-                Fields.GENERATION: generation,
-                Fields.ATTEMPTS: 0,
-                Fields.PROGRESS: 0.0,
-                Fields.LEASE_OWNER: None,
-                Fields.LEASE_UNTIL: None,
-                Fields.REDISPATCHES: redispatches + 1,
-                Fields.PUBLISH_PENDING: True,
-            }
+            # A new generation: the lost run's message and worker are stale from now on.
+            changes = new_generation(generation) | {Fields.REDISPATCHES: redispatches + 1}
             staged = stage_write(
                 transaction, ref, Move.REDISPATCH, changes, before=data, markers=self._markers
             )
